@@ -1,0 +1,69 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Peft.Modeling;
+
+/// <summary>
+/// The fields of a Hugging Face <c>config.json</c> that every architecture shares. Each
+/// architecture derives a typed record with its own fields; keys no record models are kept in
+/// <see cref="ExtensionData"/>.
+/// </summary>
+public record ModelConfig
+{
+    /// <summary>Selects the architecture plugin (<c>"gpt2"</c>, <c>"llama"</c>, ...).</summary>
+    [JsonPropertyName("model_type")]
+    public string ModelType { get; init; } = "";
+
+    /// <summary>Class names of the heads the checkpoint was saved from.</summary>
+    [JsonPropertyName("architectures")]
+    public IReadOnlyList<string>? Architectures { get; init; }
+
+    /// <summary>Vocabulary size.</summary>
+    [JsonPropertyName("vocab_size")]
+    public long VocabSize { get; init; }
+
+    /// <summary>Padding token id, if the model has one.</summary>
+    [JsonPropertyName("pad_token_id")]
+    public long? PadTokenId { get; init; }
+
+    /// <summary>Beginning-of-sequence token id.</summary>
+    [JsonPropertyName("bos_token_id")]
+    public long? BosTokenId { get; init; }
+
+    /// <summary>End-of-sequence token id (generation stops on it).</summary>
+    [JsonPropertyName("eos_token_id")]
+    public JsonElement? EosTokenId { get; init; }
+
+    /// <summary>Whether the output head shares the input embedding's weight.</summary>
+    [JsonPropertyName("tie_word_embeddings")]
+    public bool TieWordEmbeddings { get; init; } = true;
+
+    /// <summary>Number of classification labels (from <c>num_labels</c> or <c>id2label</c>).</summary>
+    [JsonPropertyName("num_labels")]
+    public int? NumLabelsValue { get; init; }
+
+    /// <summary>Label names by id, as the checkpoint declares them.</summary>
+    [JsonPropertyName("id2label")]
+    public IReadOnlyDictionary<string, string>? Id2Label { get; init; }
+
+    /// <summary>The decoder's start token for encoder-decoder models.</summary>
+    [JsonPropertyName("decoder_start_token_id")]
+    public long? DecoderStartTokenId { get; init; }
+
+    /// <summary>Keys this library does not model, kept verbatim.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; init; }
+
+    /// <summary>Number of labels a classification head predicts (transformers' default is 2).</summary>
+    [JsonIgnore]
+    public int NumLabels => NumLabelsValue ?? Id2Label?.Count ?? 2;
+
+    /// <summary>The end-of-sequence ids (config.json allows one id or a list).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<long> EosTokenIds => EosTokenId switch
+    {
+        { ValueKind: JsonValueKind.Number } one => [one.GetInt64()],
+        { ValueKind: JsonValueKind.Array } many => many.EnumerateArray().Select(e => e.GetInt64()).ToArray(),
+        _ => [],
+    };
+}

@@ -1,0 +1,50 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Modeling;
+
+/// <summary>
+/// A model an architecture plugin builds: a TorchSharp module tree whose parameter names equal
+/// the Hugging Face checkpoint's, plus what PEFT methods need to know about it.
+/// </summary>
+public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
+{
+    /// <summary>Names the module and keeps the config and task it was built for.</summary>
+    protected PreTrainedModel(string name, ModelConfig config, TaskType task) : base(name)
+    {
+        Config = config;
+        Task = task;
+    }
+
+    /// <summary>The parsed config.json.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>The task (head) this model was built for.</summary>
+    public TaskType Task { get; }
+
+    /// <summary>The token embedding; prompt learning embeds virtual tokens next to it.</summary>
+    public abstract nn.Module<Tensor, Tensor> InputEmbeddings { get; }
+
+    /// <summary>What prompt learning needs to know about the layout of attention; null when unsupported.</summary>
+    public virtual PromptLayout? PromptLayout => null;
+
+    /// <summary>
+    /// Top-level module names of output heads ("lm_head", "score", "classifier"): left out of
+    /// "all-linear" targeting, and (for classification tasks) trained in full as modules_to_save.
+    /// </summary>
+    public virtual IReadOnlyList<string> HeadModuleNames => ["lm_head", "score", "classifier"];
+
+    /// <summary>
+    /// Pairs of (tied parameter, source parameter) names: the first shares the second's tensor,
+    /// and checkpoints store only the second (e.g. lm_head.weight → transformer.wte.weight).
+    /// </summary>
+    public virtual IReadOnlyList<(string Tied, string Source)> TiedWeights => [];
+
+    /// <summary>
+    /// Re-establishes weight tying after a tied parameter was replaced (for example after loading
+    /// a checkpoint or unloading an adapter). The default does nothing.
+    /// </summary>
+    public virtual void TieWeights()
+    {
+    }
+}

@@ -1,0 +1,35 @@
+using static TorchSharp.torch;
+
+namespace Peft;
+
+/// <summary>
+/// A layer that wraps a base layer and adds one or more named adapters to it (a LoRA layer, an
+/// IA3 layer, ...). Methods implement it; the runtime uses it to merge, unmerge, disable and
+/// unwrap adapters without knowing which method made them.
+/// </summary>
+public interface IAdapterLayer
+{
+    /// <summary>The frozen layer this one wraps.</summary>
+    nn.Module<Tensor, Tensor> BaseLayer { get; }
+
+    /// <summary>Names of the adapters this layer holds.</summary>
+    IReadOnlyCollection<string> AdapterNames { get; }
+
+    /// <summary>The adapters whose contribution forward() adds; empty means base layer only.</summary>
+    IReadOnlyList<string> ActiveAdapters { get; set; }
+
+    /// <summary>When true, forward() runs the base layer alone (the reference's disable_adapter()).</summary>
+    bool AdaptersDisabled { get; set; }
+
+    /// <summary>Names of the adapters currently merged into the base weight.</summary>
+    IReadOnlyList<string> MergedAdapters { get; }
+
+    /// <summary>Adds the named adapters' deltas into the base weight.</summary>
+    void Merge(IEnumerable<string> adapterNames);
+
+    /// <summary>Subtracts every merged adapter's delta from the base weight.</summary>
+    void Unmerge();
+
+    /// <summary>Removes one adapter's modules and parameters from this layer.</summary>
+    void DeleteAdapter(string adapterName);
+}

@@ -1,0 +1,37 @@
+using System.Text.Json;
+using Peft.Modeling;
+
+namespace Peft.Plugins;
+
+/// <summary>
+/// An architecture plugin: turns a Hugging Face <c>config.json</c> whose <c>model_type</c> it owns
+/// into a TorchSharp module tree with Hugging Face's parameter names.
+/// </summary>
+/// <remarks>Register one with <c>services.AddPeft().AddBackbone&lt;T&gt;()</c>.</remarks>
+public interface IArchitecture
+{
+    /// <summary>The <c>model_type</c> of config.json this plugin builds (<c>"gpt2"</c>).</summary>
+    string ModelType { get; }
+
+    /// <summary>The tasks <see cref="Build"/> accepts.</summary>
+    IReadOnlyList<TaskType> SupportedTasks { get; }
+
+    /// <summary>
+    /// The modules LoRA targets when a config names none (the reference's per-model table,
+    /// e.g. <c>c_attn</c> for GPT-2).
+    /// </summary>
+    IReadOnlyList<string> DefaultLoraTargets { get; }
+
+    /// <summary>Reads this architecture's typed config from a parsed config.json.</summary>
+    /// <param name="json">The whole config.json document.</param>
+    /// <param name="source">The file it came from, for error messages.</param>
+    /// <exception cref="ModelConfigException">A required key is missing or has the wrong type.</exception>
+    ModelConfig ParseConfig(JsonElement json, string source);
+
+    /// <summary>Builds a freshly initialised model with the head for <paramref name="task"/>.</summary>
+    /// <exception cref="NotSupportedException">The task is not in <see cref="SupportedTasks"/>.</exception>
+    PreTrainedModel Build(ModelConfig config, TaskType task);
+}
+
+/// <summary>A config.json that cannot be used: the message names the file and the key.</summary>
+public sealed class ModelConfigException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,97 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Tuners;
+
+/// <summary>
+/// Base of layers that wrap a frozen base layer and hold named adapters in <c>ModuleDict</c>s or
+/// <c>ParameterDict</c>s keyed by adapter name, so parameter names come out as the reference's
+/// (<c>c_attn.base_layer.weight</c>, <c>c_attn.lora_A.default.weight</c>).
+/// </summary>
+/// <remarks>
+/// A derived layer registers its adapter containers, implements <see cref="Delta"/> for merging
+/// and <see cref="nn.Module{T, TResult}.forward"/>; this class keeps the bookkeeping.
+/// </remarks>
+public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
+{
+    private readonly List<string> _merged = [];
+    private IReadOnlyList<string> _active = [];
+
+    /// <summary>Wraps <paramref name="baseLayer"/>, registered as <c>base_layer</c>.</summary>
+    protected AdapterLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name)
+    {
+        base_layer = baseLayer;
+        Shape = LayerShape.Of(baseLayer);
+    }
+
+    /// <summary>The wrapped layer (registered as <c>base_layer</c>, the reference's name).</summary>
+#pragma warning disable IDE1006 // Hugging Face's module name
+    protected readonly nn.Module<Tensor, Tensor> base_layer;
+#pragma warning restore IDE1006
+
+    /// <summary>The base layer's kind and sizes.</summary>
+    public LayerShape Shape { get; }
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> BaseLayer => base_layer;
+
+    /// <inheritdoc />
+    public abstract IReadOnlyCollection<string> AdapterNames { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> ActiveAdapters
+    {
+        get => _active;
+        set => _active = value.Where(AdapterNames.Contains).ToArray();
+    }
+
+    /// <inheritdoc />
+    public bool AdaptersDisabled { get; set; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> MergedAdapters => _merged;
+
+    /// <summary>True when forward() should run the base layer alone.</summary>
+    protected bool BaseOnly => AdaptersDisabled || _merged.Count > 0 && _active.All(_merged.Contains) || _active.Count == 0;
+
+    /// <summary>The base layer's weight, in the base layer's own layout.</summary>
+    protected Tensor BaseWeight => Shape.Kind switch
+    {
+        SlotKind.Linear => ((TorchSharp.Modules.Linear)base_layer).weight!,
+        SlotKind.Conv1D => ((Layers.Conv1D)base_layer).weight,
+        SlotKind.Conv2d => ((TorchSharp.Modules.Conv2d)base_layer).weight!,
+        SlotKind.Embedding => ((TorchSharp.Modules.Embedding)base_layer).weight!,
+        _ => throw new NotSupportedException($"{GetType().Name} cannot merge into {base_layer.GetType().Name}."),
+    };
+
+    /// <summary>The adapter's weight delta, in the base weight's layout and dtype.</summary>
+    protected abstract Tensor Delta(string adapterName);
+
+    /// <inheritdoc />
+    public virtual void Merge(IEnumerable<string> adapterNames)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var name in adapterNames)
+        {
+            if (_merged.Contains(name) || !AdapterNames.Contains(name)) continue;
+            using var scope = torch.NewDisposeScope();
+            BaseWeight.add_(Delta(name));
+            _merged.Add(name);
+        }
+    }
+
+    /// <inheritdoc />
+    public virtual void Unmerge()
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = _merged.Count - 1; i >= 0; i--)
+        {
+            using var scope = torch.NewDisposeScope();
+            BaseWeight.sub_(Delta(_merged[i]));
+        }
+        _merged.Clear();
+    }
+
+    /// <inheritdoc />
+    public abstract void DeleteAdapter(string adapterName);
+}

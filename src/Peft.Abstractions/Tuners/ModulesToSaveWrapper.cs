@@ -1,0 +1,76 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Tuners;
+
+/// <summary>
+/// Keeps the original module and a trainable copy per adapter (the reference's
+/// <c>ModulesToSaveWrapper</c>): <c>score.original_module.weight</c> and
+/// <c>score.modules_to_save.default.weight</c>.
+/// </summary>
+public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // Hugging Face's module names
+    private readonly nn.Module<Tensor, Tensor> original_module;
+    private readonly ModuleDict<nn.Module<Tensor, Tensor>> modules_to_save = new();
+#pragma warning restore IDE1006
+
+    /// <summary>Wraps <paramref name="original"/>.</summary>
+    public ModulesToSaveWrapper(nn.Module<Tensor, Tensor> original) : base(nameof(ModulesToSaveWrapper))
+    {
+        original_module = original;
+        RegisterComponents();
+    }
+
+    /// <summary>The module as it was before wrapping.</summary>
+    public nn.Module<Tensor, Tensor> Original => original_module;
+
+    /// <summary>The adapter whose copy forward() uses; null runs the original.</summary>
+    public string? ActiveAdapter { get; set; }
+
+    /// <summary>When true forward() runs the original.</summary>
+    public bool Disabled { get; set; }
+
+    /// <summary>The copies, by adapter name.</summary>
+    public ModuleDict<nn.Module<Tensor, Tensor>> Copies => modules_to_save;
+
+    /// <summary>Adds a trainable copy of the original for <paramref name="adapterName"/>.</summary>
+    public void AddAdapter(string adapterName)
+    {
+        modules_to_save.Add((adapterName, ModuleCloner.Clone(original_module)));
+        ActiveAdapter ??= adapterName;
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input) =>
+        !Disabled && ActiveAdapter is { } name && modules_to_save.TryGetValue(name, out var copy)
+            ? copy.call(input)
+            : original_module.call(input);
+}
+
+/// <summary>Copies the layer types that modules_to_save wraps, weights included, without reflection.</summary>
+public static class ModuleCloner
+{
+    /// <summary>A deep copy of <paramref name="module"/> with its own parameters.</summary>
+    /// <exception cref="NotSupportedException">The module type has no cloner.</exception>
+    public static nn.Module<Tensor, Tensor> Clone(nn.Module<Tensor, Tensor> module)
+    {
+        using var noGrad = torch.no_grad();
+        nn.Module<Tensor, Tensor> copy = module switch
+        {
+            Linear l => nn.Linear(l.in_features, l.out_features, hasBias: l.bias is not null),
+            Layers.Conv1D c => new Layers.Conv1D(c.weight.shape[0], c.weight.shape[1]),
+            Embedding e => nn.Embedding(e.weight!.shape[0], e.weight!.shape[1]),
+            LayerNorm n => nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine: n.weight is not null),
+            _ => throw new NotSupportedException(
+                $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm."),
+        };
+        var source = module.state_dict();
+        foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
+        return copy.to(ParameterDtype(module));
+    }
+
+    private static ScalarType ParameterDtype(nn.Module module) =>
+        module.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+}

@@ -1,0 +1,171 @@
+using Peft.Modeling;
+using Peft.Plugins;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Tuners;
+
+/// <summary>
+/// An adapter living inside the model's layers: the layers a <see cref="TunerMethod{TConfig}"/>
+/// wrapped, plus any modules_to_save copies. Maps parameters to the reference's saved keys.
+/// </summary>
+public sealed class TunerAdapter : IAdapter, IMergeable
+{
+    /// <summary>Parameter names inside a PeftModel start with this; saved keys too.</summary>
+    public const string SavedKeyPrefix = "base_model.model.";
+
+    private readonly PreTrainedModel _model;
+    private readonly string _parameterPrefix;
+    private readonly IReadOnlyList<(string Path, IAdapterLayer Layer)> _layers;
+    private readonly IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> _saved;
+    private bool _disabled;
+
+    internal TunerAdapter(PreTrainedModel model, string name, TunerConfig config, string parameterPrefix,
+        IReadOnlyList<(string, IAdapterLayer)> layers, IReadOnlyList<(string, ModulesToSaveWrapper)> saved)
+    {
+        _model = model;
+        Name = name;
+        Config = config;
+        _parameterPrefix = parameterPrefix;
+        _layers = layers;
+        _saved = saved;
+        foreach (var (_, layer) in _layers) layer.ActiveAdapters = [.. layer.ActiveAdapters, name];
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <inheritdoc />
+    public PeftConfig Config { get; }
+
+    /// <inheritdoc />
+    public nn.Module? OwnedModule => null;
+
+    /// <summary>The wrapped layers by full module name.</summary>
+    public IReadOnlyList<(string Path, IAdapterLayer Layer)> Layers => _layers;
+
+    /// <inheritdoc />
+    public bool CanMerge => true;
+
+    /// <inheritdoc />
+    public bool Disabled
+    {
+        get => _disabled;
+        set
+        {
+            _disabled = value;
+            foreach (var (_, layer) in _layers) layer.AdaptersDisabled = value;
+            foreach (var (_, wrapper) in _saved) wrapper.Disabled = value;
+        }
+    }
+
+    /// <inheritdoc />
+    public ModelInputs PrepareInputs(ModelInputs inputs) => inputs;
+
+    /// <summary>The adapter's parameters with their in-memory names (relative to the model), adapter name included.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters()
+    {
+        foreach (var (path, layer) in _layers)
+        {
+            foreach (var (name, p) in ((nn.Module)layer).named_parameters())
+            {
+                if (IsAdapterParameter(name)) yield return ($"{path}.{name}", p);
+            }
+        }
+        foreach (var (path, wrapper) in _saved)
+        {
+            if (!wrapper.Copies.TryGetValue(Name, out var copy)) continue;
+            foreach (var (name, p) in copy.named_parameters()) yield return ($"{path}.modules_to_save.{Name}.{name}", p);
+        }
+    }
+
+    private bool IsAdapterParameter(string name) =>
+        name.StartsWith(_parameterPrefix, StringComparison.Ordinal) && (name.Contains("." + Name + ".") || name.EndsWith("." + Name, StringComparison.Ordinal));
+
+    /// <inheritdoc />
+    public void MarkTrainable()
+    {
+        foreach (var (_, p) in NamedParameters()) p.requires_grad = true;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, Tensor> GetStateDict()
+    {
+        var state = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
+        return state;
+    }
+
+    /// <summary>The reference's saved key for an in-memory name: adapter name dropped, under base_model.model.</summary>
+    private string SavedKey(string name) =>
+        SavedKeyPrefix + name.Replace($".modules_to_save.{Name}.", ".").Replace("." + Name + ".", ".") switch
+        {
+            var n when n.EndsWith("." + Name, StringComparison.Ordinal) => n[..^(Name.Length + 1)],
+            var n => n,
+        };
+
+    /// <inheritdoc />
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
+    {
+        var expected = NamedParameters().ToList();
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in expected)
+        {
+            var key = SavedKey(name);
+            if (!state.TryGetValue(key, out var value))
+            {
+                throw new InvalidDataException($"{source}: the adapter has no tensor '{key}' that the model's '{name}' needs.");
+            }
+            if (!value.shape.SequenceEqual(p.shape))
+            {
+                throw new InvalidDataException(
+                    $"{source}: '{key}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
+            }
+            p.copy_(value);
+        }
+        var known = expected.Select(e => SavedKey(e.Name)).ToHashSet();
+        var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new InvalidDataException(
+                $"{source}: {unknown.Count} tensor(s) do not fit the model, e.g. '{unknown[0]}'. Was the adapter trained on another architecture or with other target_modules?");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Merge()
+    {
+        foreach (var (_, layer) in _layers) layer.Merge([Name]);
+    }
+
+    /// <inheritdoc />
+    public void Unmerge()
+    {
+        foreach (var (_, layer) in _layers) layer.Unmerge();
+    }
+
+    /// <inheritdoc />
+    public void Unload(bool merge)
+    {
+        if (merge) Merge();
+        var slotsByPath = new Dictionary<string, (IModuleSlots Owner, string Slot)>();
+        var owners = new List<(string, nn.Module)> { ("", _model) };
+        owners.AddRange(_model.named_modules());
+        foreach (var (prefix, module) in owners)
+        {
+            if (module is not IModuleSlots slots) continue;
+            foreach (var slot in slots.SlotNames) slotsByPath[prefix.Length == 0 ? slot : prefix + "." + slot] = (slots, slot);
+        }
+        foreach (var (path, layer) in _layers)
+        {
+            var (owner, slot) = slotsByPath[path];
+            owner.ReplaceSlot(slot, layer.BaseLayer);
+        }
+        foreach (var (path, wrapper) in _saved)
+        {
+            var (owner, slot) = slotsByPath[path];
+            owner.ReplaceSlot(slot, wrapper.Copies.TryGetValue(Name, out var copy) ? copy : wrapper.Original);
+        }
+    }
+}

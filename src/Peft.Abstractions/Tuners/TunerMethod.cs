@@ -1,0 +1,176 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Peft.Modeling;
+using Peft.Plugins;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Tuners;
+
+/// <summary>
+/// Template for methods that replace target layers with adapter layers (the reference's
+/// <c>BaseTuner</c>). <see cref="Attach"/> walks every <c>[TargetModules]</c> class in the model,
+/// matches each slot's full name against the config, and asks the derived method for a layer.
+/// </summary>
+/// <remarks>
+/// A new method overrides:
+/// <list type="bullet">
+/// <item><see cref="PeftType"/> and <see cref="ParameterPrefix"/> (e.g. <c>"lora_"</c>): saved keys are the parameters whose names contain the prefix;</item>
+/// <item><see cref="CreateLayer"/>: wrap a base layer, or return null when the kind is unsupported;</item>
+/// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made;</item>
+/// <item>optionally <see cref="DefaultTargets"/> and <see cref="IsLinearForAllLinear"/>.</item>
+/// </list>
+/// LoRA (<c>Peft.Methods/Lora</c>) is the worked example.
+/// </remarks>
+public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerConfig
+{
+    private static readonly Regex LayerIndex = new(@"\.(?:layers|h|block|blocks|layer)\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
+
+    /// <inheritdoc />
+    public abstract PeftType PeftType { get; }
+
+    /// <summary>The prefix every adapter parameter name carries (<c>"lora_"</c>).</summary>
+    public abstract string ParameterPrefix { get; }
+
+    /// <inheritdoc />
+    public PeftConfig ParseConfig(JsonElement json, string source)
+    {
+        try
+        {
+            return json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+        }
+        catch (JsonException e)
+        {
+            throw new PeftConfigException($"{source}: {e.Message}");
+        }
+    }
+
+    /// <summary>Targets used when the config names none; the architecture's declared defaults.</summary>
+    protected virtual IReadOnlyList<string> DefaultTargets(IArchitecture architecture) => architecture.DefaultLoraTargets;
+
+    /// <summary>Whether a layer of this shape counts as linear for <c>"all-linear"</c>.</summary>
+    protected virtual bool IsLinearForAllLinear(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
+
+    /// <summary>Wraps <paramref name="baseLayer"/> in this method's layer, or returns null when its kind is not supported.</summary>
+    /// <param name="baseLayer">The layer found in the slot.</param>
+    /// <param name="shape">Its kind and sizes.</param>
+    /// <param name="config">The adapter's config.</param>
+    /// <param name="adapterName">The adapter's name.</param>
+    /// <param name="path">The slot's full dotted name, for error messages and per-module patterns.</param>
+    protected abstract nn.Module<Tensor, Tensor>? CreateLayer(nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, TConfig config, string adapterName, string path);
+
+    /// <summary>Adds a further adapter to <paramref name="existing"/> when it is one of this method's layers.</summary>
+    protected abstract bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, TConfig config, string adapterName, string path);
+
+    /// <inheritdoc />
+    public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
+    {
+        if (config is not TConfig typed)
+        {
+            throw new PeftConfigException($"{PeftType} cannot use a {config.GetType().Name}.");
+        }
+        typed.Validate();
+        var model = target.Model;
+        var slots = EnumerateSlots(model).ToList();
+        var targets = ResolveTargets(typed, target, slots);
+
+        var wrapped = new List<(string Path, IAdapterLayer Layer)>();
+        foreach (var (path, owner, slotName) in slots)
+        {
+            if (!targets.Matches(path) || (typed.ExcludeModules?.Matches(path) ?? false) || !InSelectedLayer(typed, path)) continue;
+            if (typed.ModulesToSave?.Any(m => NameMatches(path, m)) ?? false) continue;
+            var current = owner.GetSlot(slotName);
+            if (!TryAddToLayer(current, typed, adapterName, path))
+            {
+                var layer = CreateLayer(current, LayerShape.Of(current), typed, adapterName, path)
+                    ?? throw new PeftConfigException(
+                        $"Target module '{path}' is a {current.GetType().Name}, which {PeftType} does not support.");
+                owner.ReplaceSlot(slotName, layer);
+                current = layer;
+            }
+            wrapped.Add((path, (IAdapterLayer)current));
+        }
+        if (wrapped.Count == 0)
+        {
+            var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
+            throw new PeftConfigException(
+                $"target_modules {targets} matched no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {examples}.");
+        }
+
+        var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
+        var applied = targets.IsAllLinear || typed.TargetModules is null
+            ? typed with { TargetModules = TargetModules.FromNames(wrapped.Select(w => w.Path)) }
+            : typed;
+        return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
+    }
+
+    private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
+    {
+        var owners = new List<(string, nn.Module)> { ("", model) };
+        owners.AddRange(model.named_modules());
+        foreach (var (prefix, module) in owners)
+        {
+            if (module is not IModuleSlots slots) continue;
+            foreach (var slot in slots.SlotNames)
+            {
+                yield return (prefix.Length == 0 ? slot : prefix + "." + slot, slots, slot);
+            }
+        }
+    }
+
+    private TargetModules ResolveTargets(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots)
+    {
+        var targets = config.TargetModules;
+        if (targets is null)
+        {
+            var defaults = DefaultTargets(target.Architecture);
+            if (defaults.Count == 0)
+            {
+                throw new PeftConfigException(
+                    $"target_modules is not set and the {target.Architecture.ModelType} architecture declares no default targets for {PeftType}.");
+            }
+            return TargetModules.FromNames(defaults);
+        }
+        if (!targets.IsAllLinear) return targets;
+
+        var heads = target.Model.HeadModuleNames;
+        var linear = slots
+            .Where(s => !heads.Contains(s.Path))
+            .Where(s => IsLinearForAllLinear(LayerShape.Of(s.Owner.GetSlot(s.Slot))))
+            .Select(s => s.Path);
+        return TargetModules.FromNames(linear);
+    }
+
+    private static bool InSelectedLayer(TConfig config, string path)
+    {
+        if (config.LayersToTransform is null) return true;
+        var pattern = config.LayersPattern is null
+            ? LayerIndex
+            : new Regex($@"\.{Regex.Escape(config.LayersPattern)}\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
+        var match = pattern.Match("." + path);
+        return match.Success && config.LayersToTransform.Contains(int.Parse(match.Groups[1].Value));
+    }
+
+    private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
+
+    private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
+        PreTrainedModel model, TConfig config, AdapterTarget target, string adapterName,
+        List<(string Path, IModuleSlots Owner, string Slot)> slots)
+    {
+        var result = new List<(string, ModulesToSaveWrapper)>();
+        if (config.ModulesToSave is not { Count: > 0 } names) return result;
+        foreach (var (path, owner, slot) in slots)
+        {
+            if (!names.Any(n => NameMatches(path, n))) continue;
+            var current = owner.GetSlot(slot);
+            if (current is not ModulesToSaveWrapper wrapper)
+            {
+                wrapper = new ModulesToSaveWrapper(current);
+                owner.ReplaceSlot(slot, wrapper);
+            }
+            wrapper.AddAdapter(adapterName);
+            result.Add((path, wrapper));
+        }
+        return result;
+    }
+}
