@@ -18,7 +18,7 @@ public sealed class KeyValueCache : IDisposable
     public KeyValueCache(IReadOnlyList<(Tensor Key, Tensor Value)> layers)
     {
         _layers = new (Tensor, Tensor)?[layers.Count];
-        for (int i = 0; i < layers.Count; i++) _layers[i] = layers[i];
+        for (int i = 0; i < layers.Count; i++) _layers[i] = (layers[i].Key.DetachFromDisposeScope(), layers[i].Value.DetachFromDisposeScope());
     }
 
     /// <summary>Number of layers.</summary>
@@ -32,31 +32,24 @@ public sealed class KeyValueCache : IDisposable
 
     /// <summary>
     /// Appends this step's keys and values for <paramref name="layer"/> along the sequence axis and
-    /// returns everything held for it. The stored tensors are kept out of the caller's dispose scope.
+    /// returns everything held for it. The cache owns what it holds: the tensors it keeps are
+    /// detached from every dispose scope and freed by <see cref="Dispose"/> or the next append.
     /// </summary>
     public (Tensor Key, Tensor Value) Append(int layer, Tensor key, Tensor value)
     {
-        if (_layers[layer] is { } held)
+        var held = _layers[layer];
+        if (held is { } h)
         {
-            key = torch.cat([held.Key, key], dim: 2);
-            value = torch.cat([held.Value, value], dim: 2);
+            key = torch.cat([h.Key, key], dim: 2);
+            value = torch.cat([h.Value, value], dim: 2);
         }
-        _layers[layer] = (key, value);
+        _layers[layer] = (key.DetachFromDisposeScope(), value.DetachFromDisposeScope());
+        if (held is { } old)
+        {
+            old.Key.Dispose();
+            old.Value.Dispose();
+        }
         return (key, value);
-    }
-
-    /// <summary>Moves every held tensor out of the current dispose scope so the cache outlives it.</summary>
-    public KeyValueCache DetachFromScope()
-    {
-        foreach (var entry in _layers)
-        {
-            if (entry is { } kv)
-            {
-                kv.Key.MoveToOuterDisposeScope();
-                kv.Value.MoveToOuterDisposeScope();
-            }
-        }
-        return this;
     }
 
     /// <inheritdoc />

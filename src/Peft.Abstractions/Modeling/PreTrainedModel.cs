@@ -35,6 +35,12 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public virtual IReadOnlyList<string> HeadModuleNames => ["lm_head", "score", "classifier"];
 
     /// <summary>
+    /// The name under which heads hold the bare model (<c>"transformer"</c>, <c>"bert"</c>, <c>"model"</c>);
+    /// a checkpoint of the bare model has its keys without it. Null when the model has no such part.
+    /// </summary>
+    public virtual string? BaseModelPrefix => null;
+
+    /// <summary>
     /// Pairs of (tied parameter, source parameter) names: the first shares the second's tensor,
     /// and checkpoints store only the second (e.g. lm_head.weight → transformer.wte.weight).
     /// </summary>
@@ -47,4 +53,20 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public virtual void TieWeights()
     {
     }
+
+    /// <summary>
+    /// Gives the output head its own copy of a weight it shares with the input embedding, so that
+    /// merging an adapter into the embedding leaves the head as it was. The default does nothing.
+    /// </summary>
+    public virtual void UntieOutputEmbeddings()
+    {
+    }
+
+    /// <summary>The weight of an embedding, looking through adapter layers to the base embedding.</summary>
+    protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => embedding switch
+    {
+        IAdapterLayer adapter => EmbeddingWeight(adapter.BaseLayer),
+        TorchSharp.Modules.Embedding plain => plain.weight!,
+        _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
+    };
 }

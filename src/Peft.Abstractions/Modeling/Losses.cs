@@ -1,0 +1,44 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Modeling;
+
+/// <summary>The losses transformers' heads compute, with the same reductions.</summary>
+public static class Losses
+{
+    /// <summary>Label value that is left out of the loss.</summary>
+    public const long IgnoreIndex = -100;
+
+    /// <summary>Next-token loss: logits at position t predict labels at t + 1; mean over labels that are not ignored.</summary>
+    public static Tensor CausalLM(Tensor logits, Tensor labels)
+    {
+        using var scope = torch.NewDisposeScope();
+        var shifted = nn.functional.pad(labels, [0, 1], value: IgnoreIndex)[.., 1..];
+        var loss = nn.functional.cross_entropy(
+            logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]),
+            shifted.reshape(-1).to(logits.device),
+            ignore_index: IgnoreIndex);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-token classification loss (cross-entropy, ignored labels left out).</summary>
+    public static Tensor TokenClassification(Tensor logits, Tensor labels) =>
+        nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: IgnoreIndex);
+
+    /// <summary>
+    /// Sequence classification loss as transformers chooses it: mean squared error for one label,
+    /// cross-entropy for integer labels, binary cross-entropy with logits for float multi-labels.
+    /// </summary>
+    public static Tensor SequenceClassification(Tensor logits, Tensor labels, int numLabels)
+    {
+        if (numLabels == 1)
+        {
+            return nn.functional.mse_loss(logits.squeeze(), labels.to(logits.dtype).squeeze());
+        }
+        if (labels.dtype is ScalarType.Int64 or ScalarType.Int32)
+        {
+            return nn.functional.cross_entropy(logits.view(-1, numLabels), labels.view(-1));
+        }
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype));
+    }
+}

@@ -1,0 +1,82 @@
+// LoRA for embeddings, following peft/tuners/lora/layer.py (class Embedding).
+using Peft.Tuners;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Methods.Lora;
+
+/// <summary>
+/// Adds <c>embedding(x, Aᵀ) · Bᵀ · scaling</c> to an embedding's output. Parameter names match the
+/// reference: <c>lora_embedding_A.&lt;adapter&gt;</c> (r, vocab) and <c>lora_embedding_B.&lt;adapter&gt;</c> (dim, r).
+/// </summary>
+public sealed class LoraEmbedding : AdapterLayer
+{
+    private readonly ParameterDict lora_embedding_A = new();
+    private readonly ParameterDict lora_embedding_B = new();
+    private readonly Dictionary<string, double> _scaling = [];
+    private readonly long? _paddingIndex;
+
+    /// <summary>Wraps <paramref name="baseLayer"/>.</summary>
+    public LoraEmbedding(nn.Module<Tensor, Tensor> baseLayer) : base("LoraEmbedding", baseLayer)
+    {
+        _paddingIndex = baseLayer is Embedding embedding ? Layers.Embeddings.PaddingIndexOf(embedding) : null;
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> AdapterNames => _scaling.Keys;
+
+    /// <summary>Adds adapter <paramref name="name"/> of rank <paramref name="rank"/>.</summary>
+    public void AddAdapter(string name, int rank, double scaling, LoraInit init)
+    {
+        var weight = BaseWeight;
+        var a = torch.randn(rank, Shape.InFeatures, dtype: weight.dtype, device: weight.device);
+        var b = torch.randn(Shape.OutFeatures, rank, dtype: weight.dtype, device: weight.device);
+        if (init != LoraInit.Random)
+        {
+            // The reference starts embeddings the other way round from linear layers: A zeros, B normal.
+            a.zero_();
+            b.normal_();
+        }
+        lora_embedding_A.Add((name, new Parameter(a)));
+        lora_embedding_B.Add((name, new Parameter(b)));
+        _scaling[name] = scaling;
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        var result = base_layer.call(input);
+        if (BaseOnly) return result;
+        using var scope = torch.NewDisposeScope();
+        foreach (var name in ActiveAdapters)
+        {
+            if (MergedAdapters.Contains(name)) continue;
+            var afterA = Lookup(lora_embedding_A[name].T, input);
+            result = result + torch.matmul(afterA, lora_embedding_B[name].T) * _scaling[name];
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rows of <paramref name="table"/> for each id, with no gradient reaching the padding row (as F.embedding with padding_idx).</summary>
+    private Tensor Lookup(Tensor table, Tensor ids)
+    {
+        var rows = table.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, table.shape[1]]);
+        if (_paddingIndex is not { } pad) return rows;
+        return torch.where(ids.eq(pad).unsqueeze(-1), rows.detach(), rows);
+    }
+
+    /// <inheritdoc />
+    protected override Tensor Delta(string adapterName) =>
+        torch.matmul(lora_embedding_B[adapterName], lora_embedding_A[adapterName]).T * _scaling[adapterName]; // (vocab, dim)
+
+    /// <inheritdoc />
+    public override void DeleteAdapter(string adapterName)
+    {
+        if (!_scaling.Remove(adapterName)) return;
+        lora_embedding_A.Remove(adapterName);
+        lora_embedding_B.Remove(adapterName);
+        ActiveAdapters = ActiveAdapters.Where(a => a != adapterName).ToArray();
+    }
+}

@@ -1,0 +1,58 @@
+using Peft.Tuners;
+using static TorchSharp.torch;
+
+namespace Peft.Methods.Lora;
+
+/// <summary>
+/// Low-rank adaptation (Hu et al., 2021): the worked example of a <see cref="TunerMethod{TConfig}"/>.
+/// Linear and Conv1D layers get a <see cref="LoraLayer"/>, embeddings a <see cref="LoraEmbedding"/>.
+/// </summary>
+public sealed class LoraMethod : TunerMethod<LoraConfig>
+{
+    /// <inheritdoc />
+    public override PeftType PeftType => PeftType.Lora;
+
+    /// <inheritdoc />
+    public override string ParameterPrefix => "lora_";
+
+    /// <inheritdoc />
+    protected override nn.Module<Tensor, Tensor>? CreateLayer(
+        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, LoraConfig config, string adapterName, string path)
+    {
+        switch (shape.Kind)
+        {
+            case SlotKind.Linear or SlotKind.Conv1D:
+                var layer = new LoraLayer(baseLayer, config.FanInFanOut);
+                Add(layer, config, adapterName, path);
+                return layer;
+            case SlotKind.Embedding:
+                var embedding = new LoraEmbedding(baseLayer);
+                Add(embedding, config, adapterName, path);
+                return embedding;
+            default:
+                return null;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, LoraConfig config, string adapterName, string path)
+    {
+        switch (existing)
+        {
+            case LoraLayer layer:
+                Add(layer, config, adapterName, path);
+                return true;
+            case LoraEmbedding embedding:
+                Add(embedding, config, adapterName, path);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static void Add(LoraLayer layer, LoraConfig config, string adapterName, string path) =>
+        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init);
+
+    private static void Add(LoraEmbedding layer, LoraConfig config, string adapterName, string path) =>
+        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.Init);
+}

@@ -1,0 +1,291 @@
+using System.Globalization;
+using System.Text.Json;
+using Peft.Checkpoints;
+using Peft.Modeling;
+using Peft.Plugins;
+using Peft.Tuners;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft;
+
+/// <summary>
+/// A base model with one or more adapters (the reference's <c>PeftModel</c>). Parameter names
+/// follow the reference: <c>base_model.model.&lt;path&gt;</c> for adapters inside layers, and
+/// <c>prompt_encoder.&lt;adapter&gt;.*</c> for prompt learning.
+/// </summary>
+public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
+{
+    /// <summary>The adapter name used when none is given.</summary>
+    public const string DefaultAdapterName = "default";
+
+    private const string ConfigFileName = "adapter_config.json";
+    private const string WeightsFileName = "adapter_model.safetensors";
+
+    private readonly PeftRegistry _registry;
+    private readonly Dictionary<string, IAdapter> _adapters = new(StringComparer.Ordinal);
+    private readonly ModuleDict<nn.Module> prompt_encoder = new();
+    private readonly nn.Module base_model;
+
+    private PeftModel(PreTrainedModel model, PeftRegistry registry, IAdapter first) : base(nameof(PeftModel))
+    {
+        _registry = registry;
+        Model = model;
+        Architecture = registry.Architecture(model.Config.ModelType);
+        base_model = first.OwnedModule is null ? new TunerModel(model) : model;
+        RegisterComponents();
+        Register(first);
+    }
+
+    /// <summary>The adapted model.</summary>
+    public PreTrainedModel Model { get; }
+
+    /// <summary>The plugin that built <see cref="Model"/>.</summary>
+    public IArchitecture Architecture { get; }
+
+    /// <summary>Adapters by name.</summary>
+    public IReadOnlyDictionary<string, IAdapter> Adapters => _adapters;
+
+    /// <summary>The adapter forward() uses.</summary>
+    public string ActiveAdapterName { get; private set; } = DefaultAdapterName;
+
+    /// <summary>The active adapter.</summary>
+    public IAdapter ActiveAdapter => _adapters[ActiveAdapterName];
+
+    /// <summary>The active adapter's config.</summary>
+    public PeftConfig PeftConfig => ActiveAdapter.Config;
+
+    /// <summary>Attaches a new adapter to <paramref name="model"/> and freezes everything else (get_peft_model).</summary>
+    public static PeftModel Create(PreTrainedModel model, PeftRegistry registry, PeftConfig config, string adapterName = DefaultAdapterName)
+    {
+        foreach (var parameter in model.parameters()) parameter.requires_grad = false;
+        var adapter = registry.Method(config.PeftType).Attach(new AdapterTarget(model, registry.Architecture(model.Config.ModelType)), config, adapterName);
+        adapter.MarkTrainable();
+        return new PeftModel(model, registry, adapter) { ActiveAdapterName = adapterName };
+    }
+
+    /// <summary>Attaches the adapter saved in <paramref name="adapterDirectory"/> (from_pretrained).</summary>
+    /// <param name="model">The base model.</param>
+    /// <param name="registry">Where the method plugin is found.</param>
+    /// <param name="adapterDirectory">A directory with adapter_config.json and adapter_model.safetensors.</param>
+    /// <param name="adapterName">The name to give the adapter.</param>
+    /// <param name="isTrainable">False (inference) leaves every parameter frozen.</param>
+    public static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
+    {
+        var config = ReadAdapterConfig(registry, adapterDirectory);
+        var peft = Create(model, registry, config, adapterName);
+        peft.LoadAdapterWeights(adapterName, adapterDirectory);
+        peft.SetTrainable(adapterName, isTrainable);
+        return peft;
+    }
+
+    /// <summary>Reads adapter_config.json through the method plugin its peft_type names.</summary>
+    /// <exception cref="PeftConfigException">The file is missing, unreadable or names an unknown method.</exception>
+    public static PeftConfig ReadAdapterConfig(PeftRegistry registry, string adapterDirectory)
+    {
+        var path = Path.Combine(adapterDirectory, ConfigFileName);
+        if (!File.Exists(path)) throw new PeftConfigException($"{path}: not found.");
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (!document.RootElement.TryGetProperty("peft_type", out var type) || type.ValueKind != JsonValueKind.String)
+            {
+                throw new PeftConfigException($"{path}: missing required key 'peft_type'.");
+            }
+            var peftType = new PeftType(type.GetString()!);
+            if (!registry.HasMethod(peftType))
+            {
+                throw new PeftConfigException($"{path}: peft_type '{peftType}' has no method plugin. Registered: {string.Join(", ", registry.PeftTypes.Order())}.");
+            }
+            return registry.Method(peftType).ParseConfig(document.RootElement, path);
+        }
+        catch (JsonException e)
+        {
+            throw new PeftConfigException($"{path}: not valid JSON ({e.Message}).");
+        }
+    }
+
+    /// <summary>Adds a further adapter from a saved directory (load_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
+    public void LoadAdapter(string adapterDirectory, string adapterName, bool isTrainable = false)
+    {
+        AddAdapter(adapterName, ReadAdapterConfig(_registry, adapterDirectory));
+        LoadAdapterWeights(adapterName, adapterDirectory);
+        SetTrainable(adapterName, isTrainable);
+    }
+
+    /// <summary>Adds a further, freshly initialised adapter (add_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
+    public void AddAdapter(string adapterName, PeftConfig config)
+    {
+        if (_adapters.ContainsKey(adapterName)) throw new ArgumentException($"An adapter named '{adapterName}' already exists.", nameof(adapterName));
+        var adapter = _registry.Method(config.PeftType).Attach(new AdapterTarget(Model, Architecture), config, adapterName);
+        if ((adapter.OwnedModule is null) != (ActiveAdapter.OwnedModule is null))
+        {
+            throw new PeftConfigException($"Adapter '{adapterName}' ({config.PeftType}) cannot be combined with '{ActiveAdapterName}' ({PeftConfig.PeftType}) in one model.");
+        }
+        Register(adapter);
+        SetAdapter(ActiveAdapterName);
+    }
+
+    /// <summary>Makes <paramref name="adapterName"/> the adapter forward() uses.</summary>
+    public void SetAdapter(string adapterName)
+    {
+        if (!_adapters.ContainsKey(adapterName)) throw new ArgumentException($"No adapter named '{adapterName}'; loaded: {string.Join(", ", _adapters.Keys)}.", nameof(adapterName));
+        ActiveAdapterName = adapterName;
+        foreach (var module in Model.modules())
+        {
+            switch (module)
+            {
+                case IAdapterLayer layer:
+                    layer.ActiveAdapters = [adapterName];
+                    break;
+                case ModulesToSaveWrapper wrapper:
+                    wrapper.ActiveAdapter = wrapper.Copies.ContainsKey(adapterName) ? adapterName : null;
+                    break;
+            }
+        }
+    }
+
+    private void Register(IAdapter adapter)
+    {
+        _adapters[adapter.Name] = adapter;
+        if (adapter.OwnedModule is { } owned) prompt_encoder.Add((adapter.Name, owned));
+    }
+
+    private void LoadAdapterWeights(string adapterName, string adapterDirectory)
+    {
+        var path = Path.Combine(adapterDirectory, WeightsFileName);
+        var state = SafeTensors.Load(path);
+        try
+        {
+            _adapters[adapterName].LoadStateDict(state, path);
+        }
+        finally
+        {
+            foreach (var tensor in state.Values) tensor.Dispose();
+        }
+    }
+
+    private void SetTrainable(string adapterName, bool trainable)
+    {
+        if (trainable)
+        {
+            _adapters[adapterName].MarkTrainable();
+            return;
+        }
+        foreach (var parameter in parameters()) parameter.requires_grad = false;
+        eval();
+    }
+
+    /// <inheritdoc />
+    public override ModelOutputs forward(ModelInputs inputs)
+    {
+        var adapter = ActiveAdapter;
+        return Model.forward(adapter.Disabled ? inputs : adapter.PrepareInputs(inputs));
+    }
+
+    /// <summary>Within the returned scope forward() runs the base model alone (disable_adapter()).</summary>
+    public IDisposable DisableAdapter()
+    {
+        var adapter = ActiveAdapter;
+        var was = adapter.Disabled;
+        adapter.Disabled = true;
+        return new Restore(() => adapter.Disabled = was);
+    }
+
+    /// <summary>Folds the active adapter into the base weights; forward() then runs at base-model cost.</summary>
+    public void Merge() => Mergeable(ActiveAdapter).Merge();
+
+    /// <summary>Takes a merged adapter back out of the base weights.</summary>
+    public void Unmerge() => Mergeable(ActiveAdapter).Unmerge();
+
+    /// <summary>
+    /// Merges the active adapter and returns the base model without adapter layers (merge_and_unload).
+    /// An adapter on an embedding the output head shares its weight with unties the head first, so
+    /// the head keeps the base weights and the merged model computes what the adapted one did.
+    /// </summary>
+    public PreTrainedModel MergeAndUnload()
+    {
+        var adapter = Mergeable(ActiveAdapter);
+        if (Model.TiedWeights.Count > 0 && Model.InputEmbeddings is IAdapterLayer) Model.UntieOutputEmbeddings();
+        adapter.Unload(merge: true);
+        _adapters.Clear();
+        return Model;
+    }
+
+    /// <summary>Removes the adapter layers without merging (unload).</summary>
+    public PreTrainedModel Unload()
+    {
+        Mergeable(ActiveAdapter).Unload(merge: false);
+        _adapters.Clear();
+        return Model;
+    }
+
+    private static IMergeable Mergeable(IAdapter adapter) =>
+        adapter as IMergeable ?? throw new NotSupportedException($"{adapter.Config.PeftType} adapters cannot be merged into the base weights.");
+
+    /// <summary>
+    /// Writes adapter_config.json and adapter_model.safetensors with the reference's keys, into
+    /// <paramref name="directory"/> for the default adapter and into a sub-directory named after any other.
+    /// </summary>
+    public void SavePretrained(string directory, IEnumerable<string>? adapterNames = null)
+    {
+        foreach (var name in adapterNames ?? _adapters.Keys)
+        {
+            var adapter = _adapters[name];
+            var target = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
+            Directory.CreateDirectory(target);
+            var config = adapter.Config with { InferenceMode = true, PeftVersion = adapter.Config.PeftVersion ?? "0.21.0" };
+            File.WriteAllText(Path.Combine(target, ConfigFileName), JsonSerializer.Serialize(config, config.GetType(), PeftJson.Options));
+            using var scope = torch.NewDisposeScope();
+            var state = adapter.GetStateDict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+            SafeTensors.Save(Path.Combine(target, WeightsFileName), state, new Dictionary<string, string> { ["format"] = "pt" });
+        }
+    }
+
+    /// <summary>Trainable and total parameter counts, each shared tensor counted once.</summary>
+    public (long Trainable, long All) GetNbTrainableParameters()
+    {
+        long trainable = 0, all = 0;
+        var seen = new HashSet<IntPtr>();
+        foreach (var parameter in parameters())
+        {
+            if (!seen.Add(parameter.Handle)) continue;
+            all += parameter.numel();
+            if (parameter.requires_grad) trainable += parameter.numel();
+        }
+        return (trainable, all);
+    }
+
+    /// <summary>The reference's line, e.g. <c>trainable params: 1,024 || all params: 32,640 || trainable%: 3.1373</c>.</summary>
+    public string TrainableParametersLine()
+    {
+        var (trainable, all) = GetNbTrainableParameters();
+        var culture = CultureInfo.InvariantCulture;
+        return string.Format(culture, "trainable params: {0:N0} || all params: {1:N0} || trainable%: {2:F4}", trainable, all, 100.0 * trainable / all);
+    }
+
+    /// <summary>Prints <see cref="TrainableParametersLine"/> to standard output (print_trainable_parameters).</summary>
+    public void PrintTrainableParameters() => Console.WriteLine(TrainableParametersLine());
+
+    /// <summary>The parameters that train, with their names as the reference's named_parameters() gives them.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> TrainableParameters() =>
+        named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter));
+
+    private sealed class Restore(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
+}
+
+/// <summary>The reference's tuner wrapper (<c>LoraModel</c> and kin): holds the model as <c>model</c>.</summary>
+internal sealed class TunerModel : nn.Module
+{
+    private readonly nn.Module model;
+
+    public TunerModel(nn.Module model) : base(nameof(TunerModel))
+    {
+        this.model = model;
+        RegisterComponents();
+    }
+}

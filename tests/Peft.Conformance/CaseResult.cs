@@ -1,0 +1,30 @@
+namespace Peft.Conformance;
+
+/// <summary>What happened to one case.</summary>
+public enum Outcome
+{
+    /// <summary>Every check matched the reference.</summary>
+    Pass,
+    /// <summary>A check differed or the code threw.</summary>
+    Fail,
+    /// <summary>The architecture or method is not available.</summary>
+    Skip,
+}
+
+/// <summary>One case's outcome, printed as <c>PASS name</c>, <c>FAIL name: why</c> or <c>SKIP name: why</c>.</summary>
+public sealed record CaseResult(string Name, Outcome Outcome, string Detail = "")
+{
+    /// <inheritdoc />
+    public override string ToString() => Outcome switch
+    {
+        Outcome.Pass => $"PASS {Name}",
+        Outcome.Fail => $"FAIL {Name}: {Detail}",
+        _ => $"SKIP {Name}: {Detail}",
+    };
+}
+
+/// <summary>A check that found a difference; the message says which and by how much.</summary>
+public sealed class MismatchException(string message) : Exception(message);
+
+/// <summary>The architecture or method a case needs is not registered.</summary>
+public sealed class UnavailableException(string message) : Exception(message);
