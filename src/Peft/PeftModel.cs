@@ -25,7 +25,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
 
     private readonly PeftRegistry _registry;
     private readonly Dictionary<string, IAdapter> _adapters = new(StringComparer.Ordinal);
-    private readonly ModuleDict<nn.Module> prompt_encoder = new();
+    private readonly AdapterModuleDict<nn.Module> prompt_encoder = new();
     private readonly nn.Module base_model;
 
     private PeftModel(PreTrainedModel model, PeftRegistry registry, IAdapter first) : base(nameof(PeftModel))
@@ -149,7 +149,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     private void Register(IAdapter adapter)
     {
         _adapters[adapter.Name] = adapter;
-        if (adapter.OwnedModule is { } owned) prompt_encoder.Add((adapter.Name, owned));
+        if (adapter.OwnedModule is { } owned) prompt_encoder.Add(adapter.Name, owned);
     }
 
     private void LoadAdapterWeights(string adapterName, string adapterDirectory)

@@ -13,7 +13,7 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face's module names
     private readonly nn.Module<Tensor, Tensor> original_module;
-    private readonly ModuleDict<nn.Module<Tensor, Tensor>> modules_to_save = new();
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> modules_to_save = new();
 #pragma warning restore IDE1006
 
     /// <summary>Wraps <paramref name="original"/>.</summary>
@@ -33,12 +33,12 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     public bool Disabled { get; set; }
 
     /// <summary>The copies, by adapter name.</summary>
-    public ModuleDict<nn.Module<Tensor, Tensor>> Copies => modules_to_save;
+    public AdapterModuleDict<nn.Module<Tensor, Tensor>> Copies => modules_to_save;
 
     /// <summary>Adds a trainable copy of the original for <paramref name="adapterName"/>.</summary>
     public void AddAdapter(string adapterName)
     {
-        modules_to_save.Add((adapterName, ModuleCloner.Clone(original_module)));
+        modules_to_save.Add(adapterName, ModuleCloner.Clone(original_module));
         ActiveAdapter ??= adapterName;
     }
 

@@ -12,9 +12,9 @@ namespace Peft.Methods.Lora;
 /// </summary>
 public sealed class LoraLayer : AdapterLayer
 {
-    private readonly ModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
-    private readonly ModuleDict<Linear> lora_A = new();
-    private readonly ModuleDict<Linear> lora_B = new();
+    private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
+    private readonly AdapterModuleDict<Linear> lora_A = new();
+    private readonly AdapterModuleDict<Linear> lora_B = new();
     private readonly Dictionary<string, double> _scaling = [];
     private readonly bool _fanInFanOut;
 
@@ -50,9 +50,9 @@ public sealed class LoraLayer : AdapterLayer
             }
             if (b.bias is not null) nn.init.zeros_(b.bias);
         }
-        lora_dropout.Add((name, dropout > 0 ? nn.Dropout(dropout) : nn.Identity()));
-        lora_A.Add((name, a));
-        lora_B.Add((name, b));
+        lora_dropout.Add(name, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
+        lora_A.Add(name, a);
+        lora_B.Add(name, b);
         _scaling[name] = scaling;
     }
 

@@ -4,7 +4,7 @@ namespace Peft;
 
 /// <summary>
 /// The architecture and method plugins available to a process, by <c>model_type</c> and
-/// <c>peft_type</c>. Built by <see cref="PeftServiceCollectionExtensions.AddPeft"/> or, without a
+/// <c>peft_type</c>. Built by <c>services.AddPeft()</c> or, without a
 /// host, <see cref="PeftRegistry.Default"/>.
 /// </summary>
 public sealed class PeftRegistry
