@@ -17,7 +17,8 @@ public sealed record CaseResult(string Name, Outcome Outcome, string Detail = ""
     /// <inheritdoc />
     public override string ToString() => Outcome switch
     {
-        Outcome.Pass => $"PASS {Name}",
+        Outcome.Pass when Detail.Length == 0 => $"PASS {Name}",
+        Outcome.Pass => $"PASS {Name} ({Detail})",
         Outcome.Fail => $"FAIL {Name}: {Detail}",
         _ => $"SKIP {Name}: {Detail}",
     };

@@ -93,7 +93,7 @@ public sealed record LoraConfig : TunerConfig
     {
         base.Validate();
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
-        if (UseDora) throw new PeftConfigException("`use_dora` is not supported by the LoRA method plugin yet.");
+        if (UseDora) throw new NotSupportedException("`use_dora` (DoRA) is not supported by the LoRA method plugin yet.");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported yet; use \"none\".");
         if (LoraDropout is < 0 or >= 1) throw new PeftConfigException($"`lora_dropout` must be in [0, 1), got {LoraDropout}.");
         _ = Init;
