@@ -236,7 +236,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             var target = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
             Directory.CreateDirectory(target);
             var config = adapter.Config with { InferenceMode = true, PeftVersion = adapter.Config.PeftVersion ?? "0.21.0" };
-            File.WriteAllText(Path.Combine(target, ConfigFileName), JsonSerializer.Serialize(config, config.GetType(), PeftJson.Options));
+            File.WriteAllText(Path.Combine(target, ConfigFileName), PeftJson.Serialize(config));
             using var scope = torch.NewDisposeScope();
             var state = adapter.GetStateDict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
             SafeTensors.Save(Path.Combine(target, WeightsFileName), state, new Dictionary<string, string> { ["format"] = "pt" });

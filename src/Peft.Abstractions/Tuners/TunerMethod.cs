@@ -98,9 +98,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         }
 
         var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
-        var applied = targets.IsAllLinear || typed.TargetModules is null
-            ? typed with { TargetModules = TargetModules.FromNames(wrapped.Select(w => w.Path)) }
-            : typed;
+        // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
+        var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
         return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
     }
 

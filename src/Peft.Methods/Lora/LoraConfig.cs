@@ -37,15 +37,15 @@ public sealed record LoraConfig : TunerConfig
 
     /// <summary>true (A Kaiming-uniform, B zeros), false (both random), or "gaussian" (A normal with std 1/r).</summary>
     [JsonPropertyName("init_lora_weights")]
-    public JsonElement? InitLoraWeights { get; init; }
+    public JsonElement? InitLoraWeights { get; init; } = JsonSerializer.SerializeToElement(true);
 
     /// <summary>Per-module ranks, keyed by a module-name pattern.</summary>
     [JsonPropertyName("rank_pattern")]
-    public IReadOnlyDictionary<string, int>? RankPattern { get; init; }
+    public IReadOnlyDictionary<string, int>? RankPattern { get; init; } = new Dictionary<string, int>();
 
     /// <summary>Per-module alphas, keyed by a module-name pattern.</summary>
     [JsonPropertyName("alpha_pattern")]
-    public IReadOnlyDictionary<string, double>? AlphaPattern { get; init; }
+    public IReadOnlyDictionary<string, double>? AlphaPattern { get; init; } = new Dictionary<string, double>();
 
     /// <summary>Weight-decomposed LoRA (not part of this method plugin).</summary>
     [JsonPropertyName("use_dora")]
