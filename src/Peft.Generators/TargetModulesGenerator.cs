@@ -1,94 +1,113 @@
 using System.Collections.Immutable;
-using System.Linq;
-using System.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Microsoft.CodeAnalysis.Text;
+using Peft.Generators.Helpers;
+using Peft.Generators.Model;
 
 namespace Peft.Generators;
 
 /// <summary>
-/// Writes the <c>IModuleSlots</c> implementation of every class marked <c>[TargetModules]</c>.
+/// Writes, for every <c>partial</c> class marked <c>[TargetModules]</c>, its <c>IModuleSlots</c>
+/// implementation, and for every architecture plugin marked <c>[DefaultLoraTargets]</c>, its
+/// <c>DefaultLoraTargets</c> property.
 /// </summary>
+/// <remarks>
+/// This file is the pipeline only: <see cref="Parser"/> turns symbols into plain-data specs
+/// (Model/*Spec.cs), <see cref="Emitter"/> turns specs into source. Diagnostics travel through a
+/// pipeline of their own, apart from source output, so a moved line that changes a diagnostic's
+/// location does not re-emit source, and an unchanged spec does not re-report.
+/// </remarks>
 [Generator(LanguageNames.CSharp)]
-public sealed class TargetModulesGenerator : IIncrementalGenerator
+public sealed partial class TargetModulesGenerator : IIncrementalGenerator
 {
-    private const string AttributeName = "Peft.TargetModulesAttribute";
+    /// <summary>Metadata name of <c>Peft.TargetModulesAttribute</c>.</summary>
+    internal const string TargetModulesAttributeName = "Peft.TargetModulesAttribute";
 
+    /// <summary>Metadata name of <c>Peft.Plugins.DefaultLoraTargetsAttribute</c>.</summary>
+    internal const string DefaultLoraTargetsAttributeName = "Peft.Plugins.DefaultLoraTargetsAttribute";
+
+    /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        var specs = context.SyntaxProvider.ForAttributeWithMetadataName(
-                AttributeName,
+        var moduleSlots = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                TargetModulesAttributeName,
                 static (node, _) => node is ClassDeclarationSyntax,
-                static (ctx, _) => Parse((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes[0]))
-            .WithTrackingName("TargetModulesSpecs");
+                static (ctx, ct) => Parser.ParseModuleSlots(ctx, ct))
+            .WithTrackingName(TrackingNames.ModuleSlotsParsed);
 
-        context.RegisterSourceOutput(specs, static (spc, spec) =>
-            spc.AddSource(spec.HintName, SourceText.From(Emit(spec), Encoding.UTF8)));
+        var moduleSlotsSpecs = moduleSlots
+            .Where(static result => result.Spec is not null)
+            .Select(static (result, _) => result.Spec!)
+            .WithTrackingName(TrackingNames.ModuleSlotsSpecs);
+
+        context.RegisterSourceOutput(moduleSlotsSpecs, static (spc, spec) =>
+            spc.AddSource(spec.HintName, Emitter.EmitModuleSlots(spec)));
+
+        var moduleSlotsDiagnostics = moduleSlots
+            .Select(static (result, _) => result.Diagnostics)
+            .WithTrackingName(TrackingNames.ModuleSlotsDiagnostics);
+
+        context.RegisterSourceOutput(moduleSlotsDiagnostics, ReportDiagnostics);
+
+        var defaultTargets = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                DefaultLoraTargetsAttributeName,
+                static (node, _) => node is ClassDeclarationSyntax,
+                static (ctx, ct) => Parser.ParseDefaultLoraTargets(ctx, ct))
+            .WithTrackingName(TrackingNames.DefaultLoraTargetsParsed);
+
+        var defaultTargetsSpecs = defaultTargets
+            .Where(static result => result.Spec is not null)
+            .Select(static (result, _) => result.Spec!)
+            .WithTrackingName(TrackingNames.DefaultLoraTargetsSpecs);
+
+        context.RegisterSourceOutput(defaultTargetsSpecs, static (spc, spec) =>
+            spc.AddSource(spec.HintName, Emitter.EmitDefaultLoraTargets(spec)));
+
+        var defaultTargetsDiagnostics = defaultTargets
+            .Select(static (result, _) => result.Diagnostics)
+            .WithTrackingName(TrackingNames.DefaultLoraTargetsDiagnostics);
+
+        context.RegisterSourceOutput(defaultTargetsDiagnostics, ReportDiagnostics);
     }
 
-    private static ClassSpec Parse(INamedTypeSymbol type, AttributeData attribute)
+    private static void ReportDiagnostics(SourceProductionContext context, EquatableArray<DiagnosticSpec> diagnostics)
     {
-        var named = attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Kind == TypedConstantKind.Array
-            ? attribute.ConstructorArguments[0].Values.Select(v => (string)v.Value!).ToImmutableArray()
-            : ImmutableArray<string>.Empty;
-        var fields = type.GetMembers().OfType<IFieldSymbol>().Where(f => !f.IsStatic && !f.IsImplicitlyDeclared).ToList();
-        var slots = named.IsEmpty
-            ? fields.Where(IsSlotType).Select(f => f.Name).ToImmutableArray()
-            : named;
-        var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
-        return new ClassSpec(ns, type.Name, type.ToDisplayString().Replace('<', '{').Replace('>', '}') + ".TargetModules.g.cs", string.Join("|", slots));
-    }
-
-    private static bool IsSlotType(IFieldSymbol field) =>
-        field.Type is INamedTypeSymbol { Name: "Module", TypeArguments.Length: 2 } t
-        && t.ContainingType?.Name == "nn";
-
-    private static string Emit(ClassSpec spec)
-    {
-        var slots = spec.Slots.Length == 0 ? new string[0] : spec.Slots.Split('|');
-        var sb = new StringBuilder();
-        sb.AppendLine("// <auto-generated/>");
-        sb.AppendLine("#nullable enable");
-        sb.AppendLine();
-        if (spec.Namespace is not null)
+        foreach (var diagnostic in diagnostics)
         {
-            sb.AppendLine($"namespace {spec.Namespace};");
-            sb.AppendLine();
+            context.ReportDiagnostic(diagnostic.ToDiagnostic());
         }
-        sb.AppendLine($"partial class {spec.Name} : global::Peft.IModuleSlots");
-        sb.AppendLine("{");
-        sb.AppendLine($"    private static readonly string[] s_slotNames = [{string.Join(", ", slots.Select(s => $"\"{s}\""))}];");
-        sb.AppendLine();
-        sb.AppendLine("    /// <inheritdoc />");
-        sb.AppendLine("    public global::System.Collections.Generic.IReadOnlyList<string> SlotNames => s_slotNames;");
-        sb.AppendLine();
-        sb.AppendLine("    /// <inheritdoc />");
-        sb.AppendLine("    public global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> GetSlot(string name) => name switch");
-        sb.AppendLine("    {");
-        foreach (var s in slots) sb.AppendLine($"        \"{s}\" => {s},");
-        sb.AppendLine($"        _ => throw new global::System.ArgumentException($\"{spec.Name} has no adapter slot '{{name}}'.\", nameof(name)),");
-        sb.AppendLine("    };");
-        sb.AppendLine();
-        sb.AppendLine("    /// <inheritdoc />");
-        sb.AppendLine("    public void ReplaceSlot(string name, global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> module)");
-        sb.AppendLine("    {");
-        sb.AppendLine("        switch (name)");
-        sb.AppendLine("        {");
-        foreach (var s in slots)
-        {
-            sb.AppendLine($"            case \"{s}\":");
-            sb.AppendLine($"                {s} = module;");
-            sb.AppendLine("                break;");
-        }
-        sb.AppendLine("            default:");
-        sb.AppendLine($"                throw new global::System.ArgumentException($\"{spec.Name} has no adapter slot '{{name}}'.\", nameof(name));");
-        sb.AppendLine("        }");
-        sb.AppendLine("        _internal_submodules[name] = module;");
-        sb.AppendLine("    }");
-        sb.AppendLine("}");
-        return sb.ToString();
     }
+}
 
-    private sealed record ClassSpec(string? Namespace, string Name, string HintName, string Slots);
+/// <summary>The names of the tracked pipeline steps, which tests read to check caching.</summary>
+internal static class TrackingNames
+{
+    /// <summary>[TargetModules] classes parsed into spec plus diagnostics.</summary>
+    public const string ModuleSlotsParsed = nameof(ModuleSlotsParsed);
+
+    /// <summary>The <see cref="ModuleSlotsSpec"/>s that reach source output.</summary>
+    public const string ModuleSlotsSpecs = nameof(ModuleSlotsSpecs);
+
+    /// <summary>The diagnostics of [TargetModules] classes.</summary>
+    public const string ModuleSlotsDiagnostics = nameof(ModuleSlotsDiagnostics);
+
+    /// <summary>[DefaultLoraTargets] classes parsed into spec plus diagnostics.</summary>
+    public const string DefaultLoraTargetsParsed = nameof(DefaultLoraTargetsParsed);
+
+    /// <summary>The <see cref="DefaultLoraTargetsSpec"/>s that reach source output.</summary>
+    public const string DefaultLoraTargetsSpecs = nameof(DefaultLoraTargetsSpecs);
+
+    /// <summary>The diagnostics of [DefaultLoraTargets] classes.</summary>
+    public const string DefaultLoraTargetsDiagnostics = nameof(DefaultLoraTargetsDiagnostics);
+
+    /// <summary>Every tracked step.</summary>
+    public static readonly ImmutableArray<string> All = ImmutableArray.Create(
+        ModuleSlotsParsed,
+        ModuleSlotsSpecs,
+        ModuleSlotsDiagnostics,
+        DefaultLoraTargetsParsed,
+        DefaultLoraTargetsSpecs,
+        DefaultLoraTargetsDiagnostics);
 }

@@ -8,7 +8,9 @@ namespace Peft;
 /// </summary>
 /// <remarks>
 /// Slot fields must be non-readonly instance fields typed <c>Module&lt;Tensor, Tensor&gt;</c>, so
-/// an adapter layer can take their place. With no names given, every such field is a slot.
+/// an adapter layer can take their place. With no names given, every such field is a slot. A slot's
+/// name is the one TorchSharp registers the field under: its <c>[ComponentName(Name = ...)]</c> if
+/// it has one, else the field name. Mistakes are compile errors PEFT0001-PEFT0006 (docs/GENERATOR.md).
 /// </remarks>
 [AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
 public sealed class TargetModulesAttribute : Attribute
@@ -16,6 +18,6 @@ public sealed class TargetModulesAttribute : Attribute
     /// <summary>Marks the class, naming its slot fields (empty: every replaceable field).</summary>
     public TargetModulesAttribute(params string[] names) => Names = names;
 
-    /// <summary>The field names (equal to the Hugging Face module names) that are slots.</summary>
+    /// <summary>The slot names (registered names, equal to the Hugging Face module names).</summary>
     public IReadOnlyList<string> Names { get; }
 }

@@ -1,0 +1,164 @@
+using System.Linq;
+using Microsoft.CodeAnalysis.CSharp;
+using Peft.Generators.Helpers;
+using Peft.Generators.Model;
+
+namespace Peft.Generators;
+
+public sealed partial class TargetModulesGenerator
+{
+    /// <summary>
+    /// Turns specs into C# source with <see cref="SourceWriter"/>. Works on plain data only, so it
+    /// runs only when a spec changed.
+    /// </summary>
+    internal static class Emitter
+    {
+        private const string TensorModule =
+            "global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>";
+
+        private const string StringList = "global::System.Collections.Generic.IReadOnlyList<string>";
+
+        private const string ReadOnlyStrings = "global::System.Collections.ObjectModel.ReadOnlyCollection<string>";
+
+        private static readonly string s_generatedCode =
+            $"[global::System.CodeDom.Compiler.GeneratedCode(\"Peft.Generators\", \"{typeof(Emitter).Assembly.GetName().Version}\")]";
+
+        /// <summary>The <c>IModuleSlots</c> implementation of one <c>[TargetModules]</c> class.</summary>
+        public static string EmitModuleSlots(ModuleSlotsSpec spec)
+        {
+            var writer = new SourceWriter();
+            var typeName = spec.Type.Name;
+            var names = string.Join(", ", spec.Slots.Select(static s => Literal(s.Name)));
+
+            WriteOpening(writer, spec.Namespace, spec.ContainingTypes);
+            writer.WriteLine($"partial {spec.Type.Keyword} {typeName} : global::Peft.IModuleSlots");
+            writer.OpenBlock();
+
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"private static readonly {ReadOnlyStrings} s_slotNames =");
+            writer.Indent().WriteLine($"global::System.Array.AsReadOnly(new string[] {{ {names} }});").Unindent();
+            writer.WriteLine();
+
+            writer.WriteLine("/// <inheritdoc />");
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"public {StringList} SlotNames => s_slotNames;");
+            writer.WriteLine();
+
+            writer.WriteLine("/// <inheritdoc />");
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"public {TensorModule} GetSlot(string name) => name switch");
+            writer.OpenBlock();
+            foreach (var slot in spec.Slots)
+            {
+                var value = slot.IsNullable
+                    ? $"this.{slot.FieldName} ?? throw new global::System.InvalidOperationException({Literal($"Adapter slot '{slot.Name}' of {typeName} is null: assign the field before use.")})"
+                    : $"this.{slot.FieldName}";
+                writer.WriteLine($"{Literal(slot.Name)} => {value},");
+            }
+
+            writer.WriteLine("_ => throw NoSuchSlot(name),");
+            writer.CloseBlock(";");
+            writer.WriteLine();
+
+            writer.WriteLine("/// <inheritdoc />");
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"public void ReplaceSlot(string name, {TensorModule} module)");
+            writer.OpenBlock();
+            writer.WriteLine("if (module is null)");
+            writer.OpenBlock();
+            writer.WriteLine("throw new global::System.ArgumentNullException(nameof(module));");
+            writer.CloseBlock();
+            writer.WriteLine();
+            if (spec.Slots.Count == 0)
+            {
+                writer.WriteLine("throw NoSuchSlot(name);");
+            }
+            else
+            {
+                writer.WriteLine("switch (name)");
+                writer.OpenBlock();
+                foreach (var slot in spec.Slots)
+                {
+                    writer.WriteLine($"case {Literal(slot.Name)}:");
+                    writer.Indent();
+                    writer.WriteLine($"this.{slot.FieldName} = module;");
+                    writer.WriteLine("break;");
+                    writer.Unindent();
+                }
+
+                writer.WriteLine("default:");
+                writer.Indent().WriteLine("throw NoSuchSlot(name);").Unindent();
+                writer.CloseBlock();
+                writer.WriteLine();
+                writer.WriteLine("// Same key, same position: TorchSharp's registration follows the field.");
+                writer.WriteLine("this._internal_submodules[name] = module;");
+            }
+
+            writer.CloseBlock();
+            writer.WriteLine();
+
+            var known = spec.Slots.Count == 0 ? "it has none" : "its slots are " + string.Join(", ", spec.Slots.Select(static s => s.Name));
+            writer.WriteLine("private static global::System.ArgumentException NoSuchSlot(string name) =>");
+            writer.Indent()
+                .WriteLine($"new({Literal("No adapter slot '")} + name + {Literal($"' in {typeName}; {known}.")}, nameof(name));")
+                .Unindent();
+
+            writer.CloseBlock();
+            WriteClosing(writer, spec.ContainingTypes);
+            return writer.ToString();
+        }
+
+        /// <summary>The <c>DefaultLoraTargets</c> property of one <c>[DefaultLoraTargets]</c> architecture plugin.</summary>
+        public static string EmitDefaultLoraTargets(DefaultLoraTargetsSpec spec)
+        {
+            var writer = new SourceWriter();
+            var targets = string.Join(", ", spec.Targets.Select(Literal));
+
+            WriteOpening(writer, spec.Namespace, spec.ContainingTypes);
+            writer.WriteLine($"partial {spec.Type.Keyword} {spec.Type.Name}");
+            writer.OpenBlock();
+
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"private static readonly {ReadOnlyStrings} s_defaultLoraTargets =");
+            writer.Indent().WriteLine($"global::System.Array.AsReadOnly(new string[] {{ {targets} }});").Unindent();
+            writer.WriteLine();
+
+            writer.WriteLine("/// <inheritdoc />");
+            writer.WriteLine(s_generatedCode);
+            writer.WriteLine($"public {StringList} DefaultLoraTargets => s_defaultLoraTargets;");
+
+            writer.CloseBlock();
+            WriteClosing(writer, spec.ContainingTypes);
+            return writer.ToString();
+        }
+
+        /// <summary>Header, namespace, and the containing types reopened as partial.</summary>
+        private static void WriteOpening(SourceWriter writer, string ns, EquatableArray<TypeDeclarationSpec> containingTypes)
+        {
+            writer.WriteLine("// <auto-generated/>");
+            writer.WriteLine("#nullable enable");
+            writer.WriteLine();
+            if (ns.Length > 0)
+            {
+                writer.WriteLine($"namespace {ns};");
+                writer.WriteLine();
+            }
+
+            foreach (var containing in containingTypes)
+            {
+                writer.WriteLine($"partial {containing.Keyword} {containing.Name}");
+                writer.OpenBlock();
+            }
+        }
+
+        private static void WriteClosing(SourceWriter writer, EquatableArray<TypeDeclarationSpec> containingTypes)
+        {
+            for (var i = 0; i < containingTypes.Count; i++)
+            {
+                writer.CloseBlock();
+            }
+        }
+
+        private static string Literal(string value) => SymbolDisplay.FormatLiteral(value, quote: true);
+    }
+}
