@@ -5,7 +5,8 @@ using Peft.Plugins;
 namespace Peft.Backbones.Gpt2;
 
 /// <summary>The GPT-2 architecture plugin (<c>model_type: "gpt2"</c>).</summary>
-public sealed class Gpt2Architecture : IArchitecture
+[DefaultLoraTargets("c_attn")]
+public sealed partial class Gpt2Architecture : IArchitecture
 {
     /// <inheritdoc />
     public string ModelType => "gpt2";
@@ -13,9 +14,6 @@ public sealed class Gpt2Architecture : IArchitecture
     /// <inheritdoc />
     public IReadOnlyList<TaskType> SupportedTasks { get; } =
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["c_attn"];
 
     /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<Gpt2Config>(json, source);
