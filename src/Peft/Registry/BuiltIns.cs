@@ -1,3 +1,4 @@
+using Peft.Backbones.Bert;
 using Peft.Backbones.Gpt2;
 using Peft.Methods.Lora;
 using Peft.Plugins;
@@ -11,6 +12,7 @@ public static class BuiltIns
     public static IEnumerable<IArchitecture> Architectures() =>
     [
         new Gpt2Architecture(),
+        new BertArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
