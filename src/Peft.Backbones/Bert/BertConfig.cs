@@ -4,7 +4,7 @@ using Peft.Modeling;
 namespace Peft.Backbones.Bert;
 
 /// <summary>BERT's config.json (transformers' <c>BertConfig</c>).</summary>
-public sealed record BertConfig : ModelConfig
+public record BertConfig : ModelConfig
 {
     /// <summary>Hidden size.</summary>
     [JsonPropertyName("hidden_size"), JsonRequired]

@@ -7,9 +7,19 @@ using static TorchSharp.torch;
 
 namespace Peft.Backbones.Bert;
 
+/// <summary>What the encoder needs from an embeddings block (BERT's, RoBERTa's, LayoutLM's).</summary>
+public interface IBertEmbeddings
+{
+    /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
+    nn.Module<Tensor, Tensor> WordEmbeddings { get; }
+
+    /// <summary>(B, T) ids or (B, T, C) embeddings → (B, T, C), after <paramref name="pastLength"/> prefix positions.</summary>
+    Tensor forward(ModelInputs inputs, long pastLength);
+}
+
 /// <summary>Word + position + token-type embeddings, then LayerNorm and dropout.</summary>
 [TargetModules("word_embeddings")]
-public sealed partial class BertEmbeddings : nn.Module
+public sealed partial class BertEmbeddings : nn.Module, IBertEmbeddings
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private readonly Embedding position_embeddings;

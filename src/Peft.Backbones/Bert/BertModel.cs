@@ -43,18 +43,18 @@ public sealed partial class BertPooler : nn.Module
     public Tensor forward(Tensor hidden) => dense.call(hidden[.., 0]).tanh();
 }
 
-/// <summary>The bare BERT encoder (<c>bert</c> in every head).</summary>
+/// <summary>The bare BERT encoder (<c>bert</c>, <c>roberta</c> or <c>layoutlm</c> in every head).</summary>
 public sealed class BertModel : nn.Module
 {
-    private readonly BertEmbeddings embeddings;
+    private readonly nn.Module embeddings;
     private readonly BertEncoder encoder;
     private readonly BertPooler? pooler;
 
-    /// <summary>A randomly initialised encoder, with the pooler when <paramref name="addPoolingLayer"/>.</summary>
-    public BertModel(BertConfig config, bool addPoolingLayer = true) : base("BertModel")
+    /// <summary>A randomly initialised encoder over <paramref name="embeddingBlock"/>, with the pooler when <paramref name="addPoolingLayer"/>.</summary>
+    public BertModel(BertConfig config, IBertEmbeddings embeddingBlock, bool addPoolingLayer = true) : base("BertModel")
     {
         Config = config;
-        embeddings = new BertEmbeddings(config);
+        embeddings = (nn.Module)embeddingBlock;
         encoder = new BertEncoder(config);
         pooler = addPoolingLayer ? new BertPooler(config) : null;
         RegisterComponents();
@@ -64,7 +64,10 @@ public sealed class BertModel : nn.Module
     public BertConfig Config { get; }
 
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
-    public nn.Module<Tensor, Tensor> WordEmbeddings => embeddings.WordEmbeddings;
+    public nn.Module<Tensor, Tensor> WordEmbeddings => EmbeddingBlock.WordEmbeddings;
+
+    // Not a field: TorchSharp would register it a second time.
+    private IBertEmbeddings EmbeddingBlock => (IBertEmbeddings)embeddings;
 
     /// <summary>Runs the encoder: the last hidden state (B, T, C) and the pooled output (B, C) when there is a pooler.</summary>
     public (Tensor Hidden, Tensor? Pooled) forward(ModelInputs inputs)
@@ -72,7 +75,7 @@ public sealed class BertModel : nn.Module
         using var scope = torch.NewDisposeScope();
         var cache = inputs.PastKeyValues;
         var past = cache?.Length ?? 0;
-        var hidden = embeddings.forward(inputs, past);
+        var hidden = EmbeddingBlock.forward(inputs, past);
         var mask = AttentionMasks.Padding(inputs.AttentionMask, hidden.dtype);    // (B, 1, 1, P + T)
         hidden = encoder.forward(hidden, mask, cache);
         var pooled = pooler?.forward(hidden);
@@ -80,28 +83,33 @@ public sealed class BertModel : nn.Module
     }
 }
 
-/// <summary>Shared plumbing of the BERT heads: the <c>bert</c> encoder.</summary>
+/// <summary>
+/// Shared plumbing of the BERT-family heads: the encoder, registered under the family's name
+/// (<c>bert</c>, <c>roberta</c>, <c>layoutlm</c>) so checkpoint keys match.
+/// </summary>
 public abstract class BertPreTrainedModel : PreTrainedModel
 {
-    /// <summary>Builds the encoder for a head.</summary>
-    protected BertPreTrainedModel(string name, BertConfig config, TaskType task, bool addPoolingLayer) : base(name, config, task)
+    /// <summary>Builds the encoder for a head and registers it as <paramref name="encoderName"/>.</summary>
+    protected BertPreTrainedModel(string name, BertConfig config, TaskType task, string encoderName, IBertEmbeddings embeddings, bool addPoolingLayer)
+        : base(name, config, task)
     {
-        bert = new BertModel(config, addPoolingLayer);
+        BaseModelPrefix = encoderName;
+        // Registered by hand under the family's name; no field holds it, since TorchSharp would
+        // register a field a second time under the field's own name.
+        register_module(encoderName, new BertModel(config, embeddings, addPoolingLayer));
     }
 
-#pragma warning disable IDE1006 // Hugging Face's module name
-    /// <summary>The encoder, registered as <c>bert</c>.</summary>
-    protected readonly BertModel bert;
-#pragma warning restore IDE1006
+    /// <summary>The encoder.</summary>
+    protected BertModel Encoder => (BertModel)_internal_submodules[BaseModelPrefix];
 
     /// <summary>The config.</summary>
-    public BertConfig Bert => bert.Config;
+    public BertConfig Bert => Encoder.Config;
 
     /// <inheritdoc />
-    public override nn.Module<Tensor, Tensor> InputEmbeddings => bert.WordEmbeddings;
+    public override nn.Module<Tensor, Tensor> InputEmbeddings => Encoder.WordEmbeddings;
 
     /// <inheritdoc />
-    public override string BaseModelPrefix => "bert";
+    public override string BaseModelPrefix { get; }
 
     /// <inheritdoc />
     public override PromptLayout PromptLayout => new(Bert.NumHiddenLayers, Bert.NumAttentionHeads, Bert.HeadDim, Bert.HiddenSize);
@@ -118,7 +126,8 @@ public sealed partial class BertForSequenceClassification : BertPreTrainedModel
     private nn.Module<Tensor, Tensor> classifier;
 
     /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public BertForSequenceClassification(BertConfig config) : base("BertForSequenceClassification", config, TaskType.SequenceClassification, addPoolingLayer: true)
+    public BertForSequenceClassification(BertConfig config)
+        : base("BertForSequenceClassification", config, TaskType.SequenceClassification, "bert", new BertEmbeddings(config), addPoolingLayer: true)
     {
         dropout = nn.Dropout(ClassifierDropout);
         classifier = nn.Linear(config.HiddenSize, config.NumLabels);
@@ -129,22 +138,28 @@ public sealed partial class BertForSequenceClassification : BertPreTrainedModel
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var (_, pooled) = bert.forward(inputs);
+        var (_, pooled) = Encoder.forward(inputs);
         var logits = classifier.call(dropout.call(pooled!));
         var loss = inputs.Labels is null ? null : Losses.SequenceClassification(logits, inputs.Labels, Config.NumLabels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
 }
 
-/// <summary>BERT labelling every token.</summary>
+/// <summary>A BERT-family encoder labelling every token.</summary>
 [TargetModules("classifier")]
 public sealed partial class BertForTokenClassification : BertPreTrainedModel
 {
     private readonly Dropout dropout;
     private nn.Module<Tensor, Tensor> classifier;
 
-    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public BertForTokenClassification(BertConfig config) : base("BertForTokenClassification", config, TaskType.TokenClassification, addPoolingLayer: false)
+    /// <summary>BERT with a token classifier and <c>num_labels</c> outputs.</summary>
+    public BertForTokenClassification(BertConfig config) : this(config, "bert", new BertEmbeddings(config), addPoolingLayer: false)
+    {
+    }
+
+    /// <summary>A BERT-family encoder (registered as <paramref name="encoderName"/>) with a token classifier.</summary>
+    public BertForTokenClassification(BertConfig config, string encoderName, IBertEmbeddings embeddings, bool addPoolingLayer)
+        : base("BertForTokenClassification", config, TaskType.TokenClassification, encoderName, embeddings, addPoolingLayer)
     {
         dropout = nn.Dropout(ClassifierDropout);
         classifier = nn.Linear(config.HiddenSize, config.NumLabels);
@@ -155,18 +170,24 @@ public sealed partial class BertForTokenClassification : BertPreTrainedModel
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var (hidden, _) = bert.forward(inputs);
+        var (hidden, _) = Encoder.forward(inputs);
         var logits = classifier.call(dropout.call(hidden));
         var loss = inputs.Labels is null ? null : Losses.TokenClassification(logits, inputs.Labels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
 }
 
-/// <summary>BERT's last hidden state as features (what sentence-transformers pool).</summary>
+/// <summary>A BERT-family encoder's last hidden state as features (what sentence-transformers pool).</summary>
 public sealed class BertForFeatureExtraction : BertPreTrainedModel
 {
-    /// <summary>A randomly initialised encoder with its pooler.</summary>
-    public BertForFeatureExtraction(BertConfig config) : base("BertModel", config, TaskType.FeatureExtraction, addPoolingLayer: true)
+    /// <summary>BERT with its pooler.</summary>
+    public BertForFeatureExtraction(BertConfig config) : this(config, "bert", new BertEmbeddings(config))
+    {
+    }
+
+    /// <summary>A BERT-family encoder (registered as <paramref name="encoderName"/>) with its pooler.</summary>
+    public BertForFeatureExtraction(BertConfig config, string encoderName, IBertEmbeddings embeddings)
+        : base("BertModel", config, TaskType.FeatureExtraction, encoderName, embeddings, addPoolingLayer: true)
     {
         RegisterComponents();
     }
@@ -174,7 +195,7 @@ public sealed class BertForFeatureExtraction : BertPreTrainedModel
     /// <inheritdoc />
     public override ModelOutputs forward(ModelInputs inputs)
     {
-        var (hidden, pooled) = bert.forward(inputs);
+        var (hidden, pooled) = Encoder.forward(inputs);
         pooled?.Dispose();
         return new ModelOutputs { Logits = hidden };
     }

@@ -1,5 +1,7 @@
 using Peft.Backbones.Bert;
 using Peft.Backbones.Gpt2;
+using Peft.Backbones.LayoutLm;
+using Peft.Backbones.Roberta;
 using Peft.Methods.Lora;
 using Peft.Plugins;
 
@@ -13,6 +15,8 @@ public static class BuiltIns
     [
         new Gpt2Architecture(),
         new BertArchitecture(),
+        new RobertaArchitecture(),
+        new LayoutLmArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
