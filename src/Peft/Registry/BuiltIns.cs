@@ -12,6 +12,7 @@ public static class BuiltIns
     [
         new Gpt2Architecture(),
         new Peft.Backbones.Bloom.BloomArchitecture(),
+        new Peft.Backbones.Opt.OptArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
