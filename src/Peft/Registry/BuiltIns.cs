@@ -13,6 +13,7 @@ public static class BuiltIns
         new Gpt2Architecture(),
         new Peft.Backbones.Bloom.BloomArchitecture(),
         new Peft.Backbones.Opt.OptArchitecture(),
+        new Peft.Backbones.GptNeo.GptNeoArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
