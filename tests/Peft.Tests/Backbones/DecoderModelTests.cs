@@ -121,6 +121,31 @@ public class DecoderModelTests
         AssertClose(full, torch.cat([first.Logits, second.Logits], dim: 1));
     }
 
+    public static TheoryData<string, string> Heads() => new()
+    {
+        { "bloom-clm", "SEQ_CLS" },
+        { "bloom-clm", "TOKEN_CLS" },
+        { "opt-clm", "SEQ_CLS" },
+        { "gpt_neo-clm", "SEQ_CLS" },
+        { "gpt_neo-clm", "TOKEN_CLS" },
+    };
+
+    /// <summary>Every classification head builds from the causal checkpoint's config and computes a loss.</summary>
+    [Theory]
+    [MemberData(nameof(Heads))]
+    public void ClassificationHeadsRun(string modelName, string task)
+    {
+        using var scope = torch.NewDisposeScope();
+        var model = PeftModels.Default.LoadPretrained(Fixtures.Path("models", modelName), new TaskType(task));
+        // Without pad_token_id (these configs have none or it is unused) a sequence classifier takes one row at a time, as the reference.
+        var sequence = task == "SEQ_CLS";
+        var ids = torch.tensor(new long[] { 5, 9, 3, 7, 6, 4, 2, 8 }, sequence ? [1, 8] : [2, 4]);
+        var labels = sequence ? torch.tensor(new long[] { 1 }) : torch.tensor(new long[] { 0, 1, 1, -100, 1, 0, 0, 1 }, [2, 4]);
+        var output = model.call(new ModelInputs { InputIds = ids, Labels = labels });
+        Assert.Equal(sequence ? [1L, 2] : [2L, 4, 2], output.Logits.shape);
+        Assert.True(float.IsFinite(output.Loss!.item<float>()));
+    }
+
     private static PreTrainedModel Load(string modelName)
     {
         var task = modelName.EndsWith("-seqcls", StringComparison.Ordinal) ? TaskType.SequenceClassification : TaskType.CausalLM;
