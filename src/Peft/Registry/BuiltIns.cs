@@ -17,6 +17,9 @@ public static class BuiltIns
         new BertArchitecture(),
         new RobertaArchitecture(),
         new LayoutLmArchitecture(),
+        new Peft.Backbones.Bloom.BloomArchitecture(),
+        new Peft.Backbones.Opt.OptArchitecture(),
+        new Peft.Backbones.GptNeo.GptNeoArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
