@@ -1,4 +1,6 @@
+using Peft.Backbones.Bart;
 using Peft.Backbones.Gpt2;
+using Peft.Backbones.T5;
 using Peft.Methods.Lora;
 using Peft.Plugins;
 
@@ -11,6 +13,8 @@ public static class BuiltIns
     public static IEnumerable<IArchitecture> Architectures() =>
     [
         new Gpt2Architecture(),
+        new T5Architecture(), new MT5Architecture(),
+        new BartArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
