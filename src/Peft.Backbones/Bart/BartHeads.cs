@@ -41,7 +41,11 @@ public sealed class BartForConditionalGeneration : PreTrainedModel
     /// <inheritdoc />
     public override bool IsEncoderDecoder => true;
 
-    /// <inheritdoc />
+    /// <summary>
+    /// <c>model.shared</c> without the <c>scale_embedding</c> factor (TorchSharp's embedding cannot carry it): with
+    /// <c>scale_embedding: true</c>, callers that embed ids themselves (prompt learning) multiply by
+    /// <see cref="BartConfig.EmbedScale"/>, which the reference's <c>BartScaledWordEmbedding</c> includes.
+    /// </summary>
     public override nn.Module<Tensor, Tensor> InputEmbeddings => model.Shared;
 
     /// <inheritdoc />
