@@ -1,4 +1,7 @@
+using Peft.Backbones.Bert;
 using Peft.Backbones.Gpt2;
+using Peft.Backbones.LayoutLm;
+using Peft.Backbones.Roberta;
 using Peft.Methods.Lora;
 using Peft.Plugins;
 
@@ -11,6 +14,12 @@ public static class BuiltIns
     public static IEnumerable<IArchitecture> Architectures() =>
     [
         new Gpt2Architecture(),
+        new BertArchitecture(),
+        new RobertaArchitecture(),
+        new LayoutLmArchitecture(),
+        new Peft.Backbones.Bloom.BloomArchitecture(),
+        new Peft.Backbones.Opt.OptArchitecture(),
+        new Peft.Backbones.GptNeo.GptNeoArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
