@@ -97,7 +97,8 @@ internal sealed record OnnxTensor(
 /// <summary>The main graph of an ONNX model: nodes in order and initializers by name.</summary>
 internal sealed class OnnxGraph
 {
-    private OnnxGraph(IReadOnlyList<OnnxNode> nodes, IReadOnlyList<OnnxTensor> initializers)
+    /// <summary>A graph from parts (for <see cref="Parse"/> and tests).</summary>
+    internal OnnxGraph(IReadOnlyList<OnnxNode> nodes, IReadOnlyList<OnnxTensor> initializers)
     {
         Nodes = nodes;
         Initializers = initializers;
