@@ -140,4 +140,18 @@ public sealed class MiniLmModelTests(MiniLmFixture fixture, ITestOutputHelper ou
         Assert.True(maxReal <= 1e-4, $"max abs difference on real tokens {maxReal:E3} > 1e-4");
         Assert.True(maxAll <= 1e-4, $"max abs difference with padding {maxAll:E3} > 1e-4");
     }
+
+    [Fact]
+    public void The_converted_model_loads_for_sequence_classification_with_a_fresh_head()
+    {
+        var encoder = WordPieceEncoder.FromVocabulary(Path.Combine(fixture.ModelDirectory, "vocab.txt"));
+        using var batch = encoder.EncodeBatch(Sentences);
+
+        using var model = PeftModels.Default.LoadPretrained(fixture.ModelDirectory, TaskType.SequenceClassification);
+        using var noGrad = torch.no_grad();
+        using var logits = model.forward(new ModelInputs { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!;
+
+        Assert.Equal([4L, 2L], logits.shape);
+        Assert.True(logits.isfinite().all().item<bool>());
+    }
 }
