@@ -2,6 +2,9 @@ using Peft.Backbones.Bert;
 using Peft.Backbones.Gpt2;
 using Peft.Backbones.LayoutLm;
 using Peft.Backbones.Roberta;
+using Peft.Backbones.Bart;
+using Peft.Backbones.Gpt2;
+using Peft.Backbones.T5;
 using Peft.Methods.Lora;
 using Peft.Plugins;
 
@@ -20,6 +23,8 @@ public static class BuiltIns
         new Peft.Backbones.Bloom.BloomArchitecture(),
         new Peft.Backbones.Opt.OptArchitecture(),
         new Peft.Backbones.GptNeo.GptNeoArchitecture(),
+        new T5Architecture(), new MT5Architecture(),
+        new BartArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
