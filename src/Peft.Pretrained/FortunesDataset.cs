@@ -15,7 +15,7 @@ public sealed record LabeledText(string Text, int Label);
 /// <remarks>
 /// Entries are de-duplicated within a category, and a text found in more than one of the chosen categories is
 /// dropped (its label would be ambiguous). The split is stratified: each category is shuffled with a generator
-/// seeded from <c>seed</c> and the category's name, capped at <c>maxPerCategory</c>, and its first
+/// seeded from <c>seed</c> and the category's name, capped at <c>maxPerCategory</c> (0: no cap), and its first
 /// round(n × testFraction) entries go to the test set. The same arguments and files always give the same split.
 /// </remarks>
 public sealed class FortunesDataset
@@ -49,7 +49,7 @@ public sealed class FortunesDataset
     /// <param name="categories">Category file names, e.g. <see cref="DefaultCategories"/>; label i is categories[i].</param>
     /// <param name="seed">Seeds the shuffles; the same seed gives the same split.</param>
     /// <param name="testFraction">The share of each category held out for testing, in [0, 1).</param>
-    /// <param name="maxPerCategory">At most this many entries are kept per category (a seeded sample); must be positive.</param>
+    /// <param name="maxPerCategory">At most this many entries are kept per category (a seeded sample); 0 keeps all.</param>
     /// <param name="directory">The fortunes directory; <see cref="DefaultDirectory"/> when null.</param>
     /// <exception cref="DirectoryNotFoundException">The directory does not exist (the package is not installed).</exception>
     /// <exception cref="ArgumentException">A category is missing (the message lists those present), repeated, or empty.</exception>
@@ -58,7 +58,7 @@ public sealed class FortunesDataset
         ArgumentNullException.ThrowIfNull(categories);
         if (categories.Count < 2) throw new ArgumentException("A classification dataset needs at least two categories.", nameof(categories));
         if (!(testFraction >= 0 && testFraction < 1)) throw new ArgumentOutOfRangeException(nameof(testFraction), testFraction, "Must be in [0, 1).");
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPerCategory);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxPerCategory);
         directory ??= DefaultDirectory;
         var duplicate = categories.GroupBy(c => c, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new ArgumentException($"Fortune category '{duplicate.Key}' is listed twice.", nameof(categories));
@@ -84,7 +84,7 @@ public sealed class FortunesDataset
             var texts = entries[label].Where(t => !seenIn.Contains(t)).ToList();
             if (texts.Count == 0) throw new ArgumentException($"Fortune category '{categories[label]}' has no entries of its own.", nameof(categories));
             Shuffle(texts, new Random(seed ^ StableHash(categories[label])));
-            if (texts.Count > maxPerCategory) texts.RemoveRange(maxPerCategory, texts.Count - maxPerCategory);
+            if (maxPerCategory > 0 && texts.Count > maxPerCategory) texts.RemoveRange(maxPerCategory, texts.Count - maxPerCategory);
             var testCount = (int)Math.Round(texts.Count * testFraction, MidpointRounding.AwayFromZero);
             if (testFraction > 0 && texts.Count >= 2) testCount = Math.Clamp(testCount, 1, texts.Count - 1);
             test.AddRange(texts.Take(testCount).Select(t => new LabeledText(t, label)));

@@ -57,6 +57,8 @@ public sealed class FortunesDatasetTests : IDisposable
 
         Assert.Equal([20, 20, 7], Enumerable.Range(0, 3).Select(l => data.Train.Concat(data.Test).Count(e => e.Label == l)));
         Assert.Equal([5, 5, 2], Enumerable.Range(0, 3).Select(l => data.Test.Count(e => e.Label == l)));
+        var all = FortunesDataset.Load(["cats", "dogs", "birds"], seed: 3, testFraction: 0.25, maxPerCategory: 0, _directory);
+        Assert.Equal(40 + 25 + 7, all.Train.Count + all.Test.Count);
     }
 
     [Fact]
@@ -87,7 +89,7 @@ public sealed class FortunesDatasetTests : IDisposable
     {
         Skip.IfNot(Directory.Exists(FortunesDataset.DefaultDirectory), "Debian's fortunes package is not installed.");
 
-        var data = FortunesDataset.Load(FortunesDataset.DefaultCategories, seed: 0, testFraction: 0.2, maxPerCategory: int.MaxValue);
+        var data = FortunesDataset.Load(FortunesDataset.DefaultCategories, seed: 0, testFraction: 0.2, maxPerCategory: 0);
 
         for (var label = 0; label < data.Categories.Count; label++)
         {
