@@ -43,7 +43,7 @@ catch (OptionsValidationException e)
     return 2;
 }
 catch (Exception e) when (e is CommandLineException or Peft.Cli.Data.DataFileException or Peft.Plugins.ModelConfigException
-                              or Peft.Checkpoints.CheckpointException or PeftConfigException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+                              or Peft.Checkpoints.CheckpointException or Peft.PeftConfigException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
 {
     Console.Error.WriteLine($"peft {command}: {e.Message}");
     return 1;
