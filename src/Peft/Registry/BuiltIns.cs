@@ -1,5 +1,8 @@
 using Peft.Backbones.Gpt2;
 using Peft.Methods.Lora;
+using Peft.Methods.PrefixTuning;
+using Peft.Methods.PromptTuning;
+using Peft.Methods.PTuning;
 using Peft.Plugins;
 
 namespace Peft;
@@ -17,5 +20,8 @@ public static class BuiltIns
     public static IEnumerable<IPeftMethod> Methods() =>
     [
         new LoraMethod(),
+        new PromptTuningMethod(),
+        new PTuningMethod(),
+        new PrefixTuningMethod(),
     ];
 }
