@@ -13,6 +13,7 @@ public sealed record PromptEncoderConfig : PromptLearningConfig
     public const string Lstm = "LSTM";
 
     /// <inheritdoc />
+    [JsonPropertyName("peft_type")] // repeated: without it the override is written a second time as "PeftType"
     public override PeftType PeftType => PeftType.PTuning;
 
     /// <summary><c>"MLP"</c> or <c>"LSTM"</c>.</summary>

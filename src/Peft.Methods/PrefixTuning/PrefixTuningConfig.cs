@@ -8,6 +8,7 @@ namespace Peft.Methods.PrefixTuning;
 public sealed record PrefixTuningConfig : PromptLearningConfig
 {
     /// <inheritdoc />
+    [JsonPropertyName("peft_type")] // repeated: without it the override is written a second time as "PeftType"
     public override PeftType PeftType => PeftType.PrefixTuning;
 
     /// <inheritdoc />

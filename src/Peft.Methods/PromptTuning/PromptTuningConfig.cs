@@ -15,6 +15,7 @@ public sealed record PromptTuningConfig : PromptLearningConfig
     public const string TextInit = "TEXT";
 
     /// <inheritdoc />
+    [JsonPropertyName("peft_type")] // repeated: without it the override is written a second time as "PeftType"
     public override PeftType PeftType => PeftType.PromptTuning;
 
     /// <summary><c>"RANDOM"</c>, <c>"SAMPLE_VOCAB"</c> or <c>"TEXT"</c>.</summary>

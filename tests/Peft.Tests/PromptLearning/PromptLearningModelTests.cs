@@ -62,6 +62,9 @@ public class PromptLearningModelTests
         peft.eval();
         var expected = peft.call(new ModelInputs { InputIds = ids }).Logits;
         peft.SavePretrained(scratch.Path);
+        var json = File.ReadAllText(System.IO.Path.Combine(scratch.Path, "adapter_config.json"));
+        Assert.DoesNotContain("\"PeftType\"", json);
+        Assert.Contains("\"peft_type\": \"" + peft.PeftConfig.PeftType + "\"", json);
 
         var loaded = PeftModels.Default.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), scratch.Path);
 
