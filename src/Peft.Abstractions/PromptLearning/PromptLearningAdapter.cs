@@ -91,7 +91,7 @@ public sealed class PromptLearningAdapter : IAdapter
         {
             return _config.Kind == PromptKind.Prefix ? DecoderPrefixes(inputs) : EncoderVirtualTokens(inputs);
         }
-        if (inputs.PastKeyValues is not null) return inputs;
+        if (HoldsCache(inputs)) return inputs;
         return _config.Kind == PromptKind.Prefix ? Prefixes(inputs) : VirtualTokenEmbeddings(inputs);
     }
 
@@ -156,9 +156,12 @@ public sealed class PromptLearningAdapter : IAdapter
         };
     }
 
+    /// <summary>A cache with entries means a later generation step: the virtual tokens are already in it.</summary>
+    private static bool HoldsCache(ModelInputs inputs) => inputs.PastKeyValues is { Length: > 0 };
+
     private ModelInputs DecoderPrefixes(ModelInputs inputs)
     {
-        if (inputs.PastKeyValues is not null) return inputs;
+        if (HoldsCache(inputs)) return inputs;
         var batch = BatchSize(inputs);
         return inputs with
         {

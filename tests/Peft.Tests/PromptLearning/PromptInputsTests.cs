@@ -77,11 +77,22 @@ public class PromptInputsTests
         foreach (PeftConfig config in new PeftConfig[] { new PromptTuningConfig { NumVirtualTokens = 2 }, new PrefixTuningConfig { NumVirtualTokens = 2 } })
         {
             var adapter = Adapter(TinyModels.Peft(TinyModels.Gpt2(TaskType.CausalLM), config));
-            using var cache = new KeyValueCache(2);
+            using var cache = new KeyValueCache([(torch.zeros(2, 2, 5, 4), torch.zeros(2, 2, 5, 4)), (torch.zeros(2, 2, 5, 4), torch.zeros(2, 2, 5, 4))]);
             var step = new ModelInputs { InputIds = Ids[.., ..1], AttentionMask = Mask, PastKeyValues = cache, UseCache = true };
 
             Assert.Same(step, adapter.PrepareInputs(step));
         }
+    }
+
+    [Fact]
+    public void AnEmptyCacheStillGetsTheVirtualTokens()
+    {
+        var adapter = Adapter(TinyModels.Peft(TinyModels.Gpt2(TaskType.CausalLM), new PrefixTuningConfig { NumVirtualTokens = 2 }));
+        using var empty = new KeyValueCache(2);
+
+        var prepared = adapter.PrepareInputs(new ModelInputs { InputIds = Ids, PastKeyValues = empty, UseCache = true });
+
+        Assert.Equal(2, prepared.PastKeyValues!.Length);
     }
 
     private static (RecordingSeq2Seq Model, PromptLearningAdapter Adapter) Seq2Seq(PeftConfig config)
