@@ -45,13 +45,13 @@ internal static class TinyModels
     }
 }
 
-/// <summary>An encoder-decoder model that only records its inputs: for the input rewriting of prompt learning.</summary>
-internal sealed class RecordingSeq2Seq : PreTrainedModel
+/// <summary>An encoder-decoder stand-in with an embedding and a layout, for the input rewriting of prompt learning.</summary>
+internal sealed class StubSeq2Seq : PreTrainedModel
 {
     private readonly TorchSharp.Modules.Embedding shared;
 
-    public RecordingSeq2Seq(int layers = 3, int heads = 2, int headDim = 4)
-        : base("RecordingSeq2Seq", new ModelConfig { ModelType = "recording", VocabSize = 10 }, TaskType.Seq2SeqLM)
+    public StubSeq2Seq(int layers = 3, int heads = 2, int headDim = 4)
+        : base("StubSeq2Seq", new ModelConfig { ModelType = "stub", VocabSize = 10 }, TaskType.Seq2SeqLM)
     {
         shared = nn.Embedding(10, heads * headDim);
         Layout = new PromptLayout(layers, heads, headDim, heads * headDim, IsEncoderDecoder: true, EncoderLayerCount: layers);
@@ -60,22 +60,16 @@ internal sealed class RecordingSeq2Seq : PreTrainedModel
 
     public PromptLayout Layout { get; }
 
-    public ModelInputs? Seen { get; private set; }
-
     public override nn.Module<Tensor, Tensor> InputEmbeddings => shared;
 
     public override PromptLayout PromptLayout => Layout;
 
-    public override ModelOutputs forward(ModelInputs inputs)
-    {
-        Seen = inputs;
-        return new ModelOutputs { Logits = torch.zeros(1) };
-    }
+    public override ModelOutputs forward(ModelInputs inputs) => new() { Logits = torch.zeros(1) };
 }
 
-internal sealed class RecordingArchitecture : IArchitecture
+internal sealed class StubArchitecture : IArchitecture
 {
-    public string ModelType => "recording";
+    public string ModelType => "stub";
 
     public IReadOnlyList<TaskType> SupportedTasks => [TaskType.Seq2SeqLM];
 
@@ -83,5 +77,5 @@ internal sealed class RecordingArchitecture : IArchitecture
 
     public ModelConfig ParseConfig(JsonElement json, string source) => throw new NotSupportedException();
 
-    public PreTrainedModel Build(ModelConfig config, TaskType task) => new RecordingSeq2Seq();
+    public PreTrainedModel Build(ModelConfig config, TaskType task) => new StubSeq2Seq();
 }
