@@ -25,5 +25,8 @@ public static class BuiltIns
     public static IEnumerable<IPeftMethod> Methods() =>
     [
         new Peft.Methods.Lora.LoraMethod(),
+        new Peft.Methods.PrefixTuning.PrefixTuningMethod(),
+        new Peft.Methods.PromptTuning.PromptTuningMethod(),
+        new Peft.Methods.PTuning.PTuningMethod(),
     ];
 }
