@@ -60,7 +60,8 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         using var metaDocument = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(caseDirectory, "meta.json")));
         var meta = metaDocument.RootElement;
         var modelDirectory = Path.Combine(fixturesDirectory, meta.GetProperty("base_model_dir").GetString()!);
-        var task = new TaskType(meta.GetProperty("task_type").GetString()!);
+        // Bare models (CLIP's text encoder) were saved without a task type: they extract features.
+        var task = meta.GetProperty("task_type").GetString() is { } taskName ? new TaskType(taskName) : TaskType.FeatureExtraction;
         var io = SafeTensors.Load(Path.Combine(caseDirectory, "io.safetensors"));
         var inputs = Inputs(io);
         var evalInputs = inputs with { Labels = null };
@@ -91,14 +92,14 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         string? note = randomDropout.module is TorchSharp.Modules.Dropout d
             ? $"loss, gradients and training not comparable: the reference trained with dropout p={d.p} in '{randomDropout.name}'"
             : null;
-        if (note is null) CheckGradients(peft, inputs, io);
+        if (note is null) CheckGradients(peft, task, inputs, io);
         CheckSavedKeys(peft, adapterDirectory);
 
         // Training trace, on a fresh copy so nothing above leaks into it.
         if (note is null && io.ContainsKey("train.losses"))
         {
             var trained = Load(modelDirectory, task, adapterDirectory, trainable: true, out _, null);
-            CheckTraining(trained, inputs, io);
+            CheckTraining(trained, task, inputs, io);
         }
 
         if (meta.TryGetProperty("merge", out var merge) && merge.ValueKind == JsonValueKind.String && io.TryGetValue("output.merged_logits", out var mergedReference))
@@ -177,11 +178,17 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         }
     }
 
-    private static void CheckGradients(PeftModel peft, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    /// <summary>
+    /// The model's loss; for a feature extractor, which has none, the loss the reference's fixtures
+    /// trained on: the mean square of the last hidden state.
+    /// </summary>
+    private static Tensor? LossOf(ModelOutputs output, TaskType task) =>
+        output.Loss ?? (task == TaskType.FeatureExtraction ? output.Logits.pow(2).mean() : null);
+
+    private static void CheckGradients(PeftModel peft, TaskType task, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
     {
         TrainWithoutDropout(peft);
-        var output = peft.call(inputs);
-        var loss = output.Loss ?? throw new MismatchException("loss: the model returned none");
+        var loss = LossOf(peft.call(inputs), task) ?? throw new MismatchException("loss: the model returned none");
         Tolerance.Logits.Check("loss", loss.reshape(1), io["output.loss"].reshape(1));
         loss.backward();
         var trainable = peft.TrainableParameters().ToDictionary(p => p.Name, p => p.Parameter);
@@ -205,7 +212,7 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         peft.eval();
     }
 
-    private static void CheckTraining(PeftModel peft, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    private static void CheckTraining(PeftModel peft, TaskType task, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
     {
         TrainWithoutDropout(peft);
         var parameters = peft.TrainableParameters().Select(p => p.Parameter).ToList();
@@ -214,14 +221,14 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         for (int step = 0; step < 3; step++)
         {
             optimizer.zero_grad();
-            var loss = peft.call(inputs).Loss!;
+            var loss = LossOf(peft.call(inputs), task)!;
             losses.Add(loss.item<float>());
             loss.backward();
             optimizer.step();
         }
         using (torch.no_grad())
         {
-            losses.Add(peft.call(inputs).Loss!.item<float>());
+            losses.Add(LossOf(peft.call(inputs), task)!.item<float>());
         }
         Tolerance.TrainLosses.Check("train.losses", torch.tensor(losses.ToArray()), io["train.losses"]);
         var state = peft.ActiveAdapter.GetStateDict();

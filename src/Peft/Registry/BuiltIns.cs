@@ -1,3 +1,6 @@
+using Peft.Backbones.ClipText;
+using Peft.Backbones.Deberta;
+using Peft.Backbones.DebertaV2;
 using Peft.Backbones.Gpt2;
 using Peft.Methods.Lora;
 using Peft.Plugins;
@@ -11,6 +14,9 @@ public static class BuiltIns
     public static IEnumerable<IArchitecture> Architectures() =>
     [
         new Gpt2Architecture(),
+        new DebertaArchitecture(),
+        new DebertaV2Architecture(),
+        new ClipTextArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
