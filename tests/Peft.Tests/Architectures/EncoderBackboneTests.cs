@@ -1,9 +1,11 @@
 using System.Text.Json;
 using Peft.Backbones.ClipText;
+using Peft.Checkpoints;
 using Peft.Backbones.Deberta;
 using Peft.Backbones.DebertaV2;
 using Peft.Modeling;
 using Peft.Plugins;
+using Peft.Tests.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -98,5 +100,38 @@ public class EncoderBackboneTests
     {
         using var document = JsonDocument.Parse(json);
         return architecture.Build(architecture.ParseConfig(document.RootElement, "test config"), task);
+    }
+}
+
+/// <summary>
+/// The forward path prompt tuning drives (virtual-token embeddings prepended, the mask P columns
+/// longer) reproduces the reference's prompt-tuning logits, using the saved prompt directly.
+/// </summary>
+public class EncoderPromptInputTests
+{
+    [Theory]
+    [InlineData("deberta-seqcls")]
+    [InlineData("deberta_v2-seqcls")]
+    public void PrependedEmbeddingsReproduceTheReference(string model)
+    {
+        var caseDirectory = Fixtures.Path("cases", model + "-prompt");
+        var io = SafeTensors.Load(Path.Combine(caseDirectory, "io.safetensors"));
+        var adapter = SafeTensors.Load(Path.Combine(caseDirectory, "adapter", "adapter_model.safetensors"));
+        var network = PeftModels.Default.LoadPretrained(Fixtures.Path("models", model), TaskType.SequenceClassification);
+        using (torch.no_grad())
+        {
+            // The classifier was trained as modules_to_save; the adapter file holds its copy.
+            foreach (var (name, parameter) in network.named_parameters().Where(p => p.name.StartsWith("classifier.", StringComparison.Ordinal)))
+            {
+                parameter.copy_(adapter["base_model." + name]);
+            }
+        }
+        var (ids, mask) = (io["input.input_ids"], io["input.attention_mask"]);
+        var prompt = adapter["prompt_embeddings"];                                  // (P, C)
+        var batch = ids.shape[0];
+        var embeds = torch.cat([prompt.unsqueeze(0).expand(batch, -1, -1), network.InputEmbeddings.call(ids)], 1);
+        var longerMask = torch.cat([torch.ones(batch, prompt.shape[0], ScalarType.Int64), mask], 1);
+        var logits = network.call(new ModelInputs { InputsEmbeds = embeds, AttentionMask = longerMask }).Logits;
+        Assert.True(logits.allclose(io["output.peft_logits"], rtol: 1e-5, atol: 1e-5));
     }
 }
