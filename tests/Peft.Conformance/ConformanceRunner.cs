@@ -64,7 +64,8 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         using var metaDocument = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(caseDirectory, "meta.json")));
         var meta = metaDocument.RootElement;
         var modelDirectory = Path.Combine(fixturesDirectory, meta.GetProperty("base_model_dir").GetString()!);
-        var task = new TaskType(meta.GetProperty("task_type").GetString()!);
+        // Bare models (CLIP's text encoder) were saved without a task type: they extract features.
+        var task = meta.GetProperty("task_type").GetString() is { } taskName ? new TaskType(taskName) : TaskType.FeatureExtraction;
         var io = SafeTensors.Load(Path.Combine(caseDirectory, "io.safetensors"));
         var inputs = Inputs(io);
         var evalInputs = inputs with { Labels = null };
@@ -104,18 +105,33 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
             : null;
         if (note is null && encoderOutputOnly)
         {
-            CheckLoss(peft, inputs, io);
+            CheckLoss(peft, task, inputs, io);
             CheckParameterShapes(structure, io);
             note = "gradients and training not comparable: the reference saves only the prompt encoder's output, not the weights they depend on; checked the loss and a fresh encoder's parameter names and shapes";
         }
-        if (note is null) CheckGradients(peft, inputs, io);
+        if (note is null) CheckGradients(peft, task, inputs, io);
         CheckSavedKeys(peft, adapterDirectory);
 
         // Training trace, on a fresh copy so nothing above leaks into it.
         if (note is null && io.ContainsKey("train.losses"))
         {
             var trained = Load(modelDirectory, task, adapterDirectory, trainable: true, out _, null);
-            CheckTraining(trained, inputs, io);
+            var (losses, state) = RunAdamW(trained, task, inputs);
+            Tolerance.TrainLosses.Check("train.losses", torch.tensor(losses), io["train.losses"]);
+            try
+            {
+                CheckFinalState(state, io);
+            }
+            catch (MismatchException mismatch)
+            {
+                // AdamW's first steps move each entry by about lr·sign(g) whatever |g| is, so where the
+                // gradient itself is at the level of float32 rounding (a nearly flat loss), the final
+                // state is rounding amplified. Then our own float32 and float64 runs disagree as well,
+                // and no float32 implementation can match the reference there.
+                var spread = Float32Spread(modelDirectory, task, adapterDirectory, inputs, state);
+                if (spread is null) throw;
+                note = $"train.final not comparable: float32 does not resolve this AdamW trace (our float32 and float64 runs differ by {spread}; {mismatch.Message})";
+            }
         }
 
         if (meta.TryGetProperty("merge", out var merge) && merge.ValueKind == JsonValueKind.String && io.TryGetValue("output.merged_logits", out var mergedReference))
@@ -197,11 +213,17 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         }
     }
 
-    private static Tensor CheckLoss(PeftModel peft, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    /// <summary>
+    /// The model's loss; for a feature extractor, which has none, the loss the reference's fixtures
+    /// trained on: the mean square of the last hidden state.
+    /// </summary>
+    private static Tensor? LossOf(ModelOutputs output, TaskType task) =>
+        output.Loss ?? (task == TaskType.FeatureExtraction ? output.Logits.pow(2).mean() : null);
+
+    private static Tensor CheckLoss(PeftModel peft, TaskType task, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
     {
         TrainWithoutDropout(peft);
-        var output = peft.call(inputs);
-        var loss = output.Loss ?? throw new MismatchException("loss: the model returned none");
+        var loss = LossOf(peft.call(inputs), task) ?? throw new MismatchException("loss: the model returned none");
         Tolerance.Logits.Check("loss", loss.reshape(1), io["output.loss"].reshape(1));
         peft.eval();
         return loss;
@@ -227,9 +249,9 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         if (trainable.Count != expected.Count) throw new MismatchException($"parameters: {trainable.Count} trainable vs {expected.Count} in the reference");
     }
 
-    private static void CheckGradients(PeftModel peft, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    private static void CheckGradients(PeftModel peft, TaskType task, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
     {
-        var loss = CheckLoss(peft, inputs, io);
+        var loss = CheckLoss(peft, task, inputs, io);
         TrainWithoutDropout(peft);
         loss.backward();
         var trainable = peft.TrainableParameters().ToDictionary(p => p.Name, p => p.Parameter);
@@ -253,33 +275,72 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         peft.eval();
     }
 
-    private static void CheckTraining(PeftModel peft, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> io)
+    /// <summary>Three AdamW steps (lr 1e-2, weight decay 0.01) on one batch, as the reference ran them: the four losses and the adapter state after.</summary>
+    private static (double[] Losses, IReadOnlyDictionary<string, Tensor> State) RunAdamW(PeftModel peft, TaskType task, ModelInputs inputs)
     {
         TrainWithoutDropout(peft);
         var parameters = peft.TrainableParameters().Select(p => p.Parameter).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-2, weight_decay: 0.01);
-        var losses = new List<float>();
+        var losses = new List<double>();
         for (int step = 0; step < 3; step++)
         {
             optimizer.zero_grad();
-            var loss = peft.call(inputs).Loss!;
-            losses.Add(loss.item<float>());
+            var loss = LossOf(peft.call(inputs), task)!;
+            losses.Add(loss.to(ScalarType.Float64).item<double>());
             loss.backward();
             optimizer.step();
         }
         using (torch.no_grad())
         {
-            losses.Add(peft.call(inputs).Loss!.item<float>());
+            losses.Add(LossOf(peft.call(inputs), task)!.to(ScalarType.Float64).item<double>());
         }
-        Tolerance.TrainLosses.Check("train.losses", torch.tensor(losses.ToArray()), io["train.losses"]);
-        var state = peft.ActiveAdapter.GetStateDict();
+        peft.eval();
+        return (losses.ToArray(), peft.ActiveAdapter.GetStateDict());
+    }
+
+    private static void CheckFinalState(IReadOnlyDictionary<string, Tensor> state, IReadOnlyDictionary<string, Tensor> io)
+    {
         foreach (var key in io.Keys.Where(k => k.StartsWith("train.final.", StringComparison.Ordinal)))
         {
             var name = key["train.final.".Length..];
             if (!state.TryGetValue(name, out var value)) throw new MismatchException($"train.final: adapter state has no '{name}'");
             Tolerance.TrainFinal.Check($"train.final {name}", value, io[key]);
         }
-        peft.eval();
+    }
+
+    /// <summary>
+    /// Reruns the AdamW trace in float64 and compares it with our float32 <paramref name="state"/>:
+    /// the first difference beyond the train.final tolerance, or null when float32 resolves the trace
+    /// (then a mismatch with the reference is a real one).
+    /// </summary>
+    private string? Float32Spread(string modelDirectory, TaskType task, string adapterDirectory, ModelInputs inputs, IReadOnlyDictionary<string, Tensor> state)
+    {
+        var precise = Load(modelDirectory, task, adapterDirectory, trainable: true, out _, null);
+        precise.to(ScalarType.Float64);
+        var (_, preciseState) = RunAdamW(precise, task, ToFloat64(inputs));
+        foreach (var (name, value) in state)
+        {
+            try
+            {
+                Tolerance.TrainFinal.Check(name, value, preciseState[name].to(ScalarType.Float32));
+            }
+            catch (MismatchException e)
+            {
+                return e.Message;
+            }
+        }
+        return null;
+    }
+
+    private static ModelInputs ToFloat64(ModelInputs inputs)
+    {
+        static Tensor? Widen(Tensor? t) => t is not null && t.is_floating_point() ? t.to(ScalarType.Float64) : t;
+        return inputs with
+        {
+            InputsEmbeds = Widen(inputs.InputsEmbeds),
+            PixelValues = Widen(inputs.PixelValues),
+            Labels = Widen(inputs.Labels),
+        };
     }
 
     private static void CheckSavedKeys(PeftModel peft, string adapterDirectory)

@@ -1,0 +1,28 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.DebertaV2;
+
+/// <summary>The DeBERTa-v2 architecture plugin (<c>model_type: "deberta-v2"</c>; DeBERTa-v3 checkpoints use it too).</summary>
+[DefaultLoraTargets("query_proj", "value_proj")]
+public sealed partial class DebertaV2Architecture : IArchitecture
+{
+    /// <inheritdoc />
+    public string ModelType => "deberta-v2";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SequenceClassification, TaskType.TokenClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<DebertaV2Config>(json, source);
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var deberta = (DebertaV2Config)config;
+        if (task == TaskType.SequenceClassification) return new DebertaV2ForSequenceClassification(deberta);
+        if (task == TaskType.TokenClassification) return new DebertaV2ForTokenClassification(deberta);
+        throw new NotSupportedException($"DeBERTa-v2 has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}
