@@ -11,6 +11,7 @@ public static class BuiltIns
     public static IEnumerable<IArchitecture> Architectures() =>
     [
         new Gpt2Architecture(),
+        new Peft.Backbones.Llama.LlamaArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
