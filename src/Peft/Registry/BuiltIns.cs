@@ -12,6 +12,7 @@ public static class BuiltIns
     [
         new Gpt2Architecture(),
         new Peft.Backbones.Llama.LlamaArchitecture(),
+        new Peft.Backbones.GptJ.GptJArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
