@@ -13,6 +13,7 @@ public static class BuiltIns
         new Gpt2Architecture(),
         new Peft.Backbones.Llama.LlamaArchitecture(),
         new Peft.Backbones.GptJ.GptJArchitecture(),
+        new Peft.Backbones.GptNeoX.GptNeoXArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
