@@ -1,0 +1,23 @@
+using Peft.Checkpoints;
+using Peft.Modeling;
+using Peft.Tests.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Peft.Tests.BackboneChecks;
+
+/// <summary>The reference's inputs and outputs for decoder-only cases.</summary>
+internal static class DecoderFixtures
+{
+    public static IReadOnlyDictionary<string, Tensor> Io(string caseName) =>
+        SafeTensors.Load(Fixtures.Path("cases", caseName, "io.safetensors"));
+
+    /// <summary>The case's batch (row 1 right-padded), without labels.</summary>
+    public static ModelInputs Inputs(string caseName)
+    {
+        var io = Io(caseName);
+        return new ModelInputs { InputIds = io["input.input_ids"], AttentionMask = io["input.attention_mask"] };
+    }
+
+    public static PreTrainedModel Load(string model) =>
+        PeftModels.Default.LoadPretrained(Fixtures.Path("models", model), TaskType.CausalLM);
+}
