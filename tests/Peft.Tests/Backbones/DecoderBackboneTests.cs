@@ -158,4 +158,35 @@ public class DecoderBackboneTests
         var reference = io["output.peft_logits"];
         Assert.True(logits.allclose(reference, rtol: 0, atol: 1e-5), $"max diff {(logits - reference).abs().max().item<float>()}");
     }
+
+    [Theory]
+    [InlineData("gptj-clm", "lm_head", "transformer.wte.weight")]
+    [InlineData("gpt_neox-clm", "embed_out", "gpt_neox.embed_in.weight")]
+    [InlineData("llama-clm", "lm_head", "model.embed_tokens.weight")]
+    public void ATiedHeadReadsTheEmbeddingWeight(string model, string head, string embedding)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var untiedScratch = new ScratchDirectory();
+        using var tiedScratch = new ScratchDirectory();
+        var untied = DecoderFixtures.LoadWith(model, untiedScratch, _ => { });
+        var tied = DecoderFixtures.LoadWith(model, tiedScratch, c => c["tie_word_embeddings"] = true);
+
+        Assert.Empty(untied.TiedWeights);
+        Assert.Equal([(head + ".weight", embedding)], tied.TiedWeights);
+
+        // With the head's weight set to the embedding's, the untied model must compute what the tied one does.
+        var inputs = DecoderFixtures.Inputs(model + "-lora");
+        var linear = (TorchSharp.Modules.Linear)untied.named_modules().Single(m => m.name == head).module;
+        linear.weight!.copy_(untied.state_dict()[embedding]);
+        var expected = untied.call(inputs).Logits;
+        Assert.True(tied.call(inputs).Logits.allclose(expected, rtol: 0, atol: 1e-6));
+
+        // Untying gives the head its own copy: the embedding can then change without moving the head.
+        tied.UntieOutputEmbeddings();
+        Assert.Empty(tied.TiedWeights);
+        tied.state_dict()[embedding].add_(1.0);
+        var headWeight = tied.state_dict()[head + ".weight"];
+        Assert.True(headWeight.equal(untied.state_dict()[embedding]).all().item<bool>());
+    }
 }

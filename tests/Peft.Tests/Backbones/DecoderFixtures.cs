@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Peft.Checkpoints;
 using Peft.Modeling;
 using Peft.Tests.Checkpoints;
@@ -16,6 +17,17 @@ internal static class DecoderFixtures
     {
         var io = Io(caseName);
         return new ModelInputs { InputIds = io["input.input_ids"], AttentionMask = io["input.attention_mask"] };
+    }
+
+    /// <summary>The fixture model with its config.json edited, loaded from a copy in <paramref name="scratch"/>.</summary>
+    public static PreTrainedModel LoadWith(string model, ScratchDirectory scratch, Action<JsonObject> edit)
+    {
+        var source = Fixtures.Path("models", model);
+        var config = JsonNode.Parse(File.ReadAllText(System.IO.Path.Combine(source, "config.json")))!.AsObject();
+        edit(config);
+        File.WriteAllText(scratch.File("config.json"), config.ToJsonString());
+        File.Copy(System.IO.Path.Combine(source, "model.safetensors"), scratch.File("model.safetensors"));
+        return PeftModels.Default.LoadPretrained(scratch.Path, TaskType.CausalLM);
     }
 
     public static PreTrainedModel Load(string model) =>
