@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -10,26 +11,53 @@ public sealed partial class PeftModel
     /// Greedy decoding with the KV cache (generate(do_sample=False)): the prompt runs once with the
     /// active adapter's virtual tokens or prefixes, then one token per step.
     /// </summary>
-    /// <param name="inputIds">Prompt ids, (batch, seq).</param>
+    /// <param name="inputIds">Prompt ids, (batch, seq); for encoder-decoder models, the encoder input.</param>
     /// <param name="attentionMask">Padding mask of the prompt, or null for all ones.</param>
     /// <param name="maxNewTokens">Tokens to add.</param>
-    /// <returns>The prompt followed by the new tokens, (batch, seq + new).</returns>
+    /// <returns>
+    /// Decoder-only models: the prompt followed by the new tokens, (batch, seq + new). Encoder-decoder models:
+    /// the decoder's sequence, <c>decoder_start_token_id</c> followed by the new tokens, (batch, 1 + new).
+    /// </returns>
     public Tensor Generate(Tensor inputIds, Tensor? attentionMask = null, int maxNewTokens = 20) =>
-        Generation.Greedy(this, Model.Config, inputIds, attentionMask, maxNewTokens);
+        Generation.Greedy(this, Model.Config, inputIds, attentionMask, maxNewTokens, Model.IsEncoderDecoder);
 }
 
-/// <summary>Greedy decoding for decoder-only models.</summary>
+/// <summary>
+/// Greedy decoding for decoder-only and encoder-decoder models, as transformers' generate(do_sample=False):
+/// stops when every row has produced an end-of-sequence id, pads finished rows, and forces
+/// <c>forced_eos_token_id</c> (when config.json sets it) as the last token.
+/// </summary>
 public static class Generation
 {
     /// <summary>Greedy decoding of <paramref name="model"/> (a base model or a <see cref="PeftModel"/>).</summary>
-    public static Tensor Greedy(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
+    /// <param name="model">The model to run.</param>
+    /// <param name="config">Its config (end-of-sequence, padding and start ids).</param>
+    /// <param name="inputIds">Prompt ids (decoder-only) or encoder input ids (encoder-decoder), (batch, seq).</param>
+    /// <param name="attentionMask">Their padding mask, or null for all ones.</param>
+    /// <param name="maxNewTokens">Tokens to add.</param>
+    /// <param name="encoderDecoder">
+    /// Run the encoder once and decode from <c>decoder_start_token_id</c>; null decides from the model
+    /// (<see cref="PreTrainedModel.IsEncoderDecoder"/>).
+    /// </param>
+    public static Tensor Greedy(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens, bool? encoderDecoder = null)
+    {
+        var isEncoderDecoder = encoderDecoder ?? model switch
+        {
+            PeftModel peft => peft.Model.IsEncoderDecoder,
+            PreTrainedModel pretrained => pretrained.IsEncoderDecoder,
+            _ => false,
+        };
+        return isEncoderDecoder
+            ? GreedyEncoderDecoder(model, config, inputIds, attentionMask, maxNewTokens)
+            : GreedyDecoderOnly(model, config, inputIds, attentionMask, maxNewTokens);
+    }
+
+    private static Tensor GreedyDecoderOnly(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var mask = attentionMask ?? torch.ones_like(inputIds);
-        var eos = config.EosTokenIds;
-        var pad = config.PadTokenId ?? (eos.Count > 0 ? eos[0] : 0);
-        var finished = torch.zeros(inputIds.shape[0], ScalarType.Bool, inputIds.device);
+        var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, maxNewTokens);
         var sequence = inputIds;
         KeyValueCache? cache = null;
         var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, UseCache = true };
@@ -39,11 +67,9 @@ public static class Generation
             {
                 var output = model.call(step);
                 cache = output.PastKeyValues;
-                var next = output.Logits[.., -1].argmax(-1);
-                next = torch.where(finished, torch.full_like(next, pad), next);
+                var next = picker.Next(output.Logits[.., -1], i);
                 sequence = torch.cat([sequence, next.unsqueeze(1)], dim: 1);
-                foreach (var id in eos) finished = finished.logical_or(next.eq(id));
-                if (finished.all().item<bool>()) break;
+                if (picker.AllFinished) break;
                 // After the first step the cache holds any virtual tokens, so the mask is rebuilt from its length.
                 var past = cache?.Length ?? sequence.shape[1] - 1;
                 mask = torch.cat([PadMaskTo(mask, past), torch.ones(mask.shape[0], 1, mask.dtype, mask.device)], dim: 1);
@@ -57,7 +83,88 @@ public static class Generation
         }
     }
 
+    /// <summary>
+    /// The encoder runs once, in the first step, on the inputs the active adapter prepared (prompt tuning puts
+    /// its virtual tokens in front of them; the mask is then left-extended with ones to the encoder output's
+    /// length). Later steps pass that output as <see cref="ModelInputs.EncoderHiddenStates"/> with the decoder
+    /// self-attention cache (which starts with any prefix-tuning prefixes) and the cross-attention cache.
+    /// </summary>
+    private static Tensor GreedyEncoderDecoder(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var batch = inputIds.shape[0];
+        var start = config.DecoderStartTokenId ?? config.BosTokenId
+            ?? throw new InvalidOperationException("Encoder-decoder generation needs decoder_start_token_id (or bos_token_id) in config.json.");
+        var mask = attentionMask ?? torch.ones_like(inputIds);
+        var picker = new TokenPicker(config, batch, inputIds.device, maxNewTokens);
+        var sequence = torch.full(batch, 1, start, ScalarType.Int64, inputIds.device);
+        KeyValueCache? cache = null, crossCache = null;
+        var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, DecoderInputIds = sequence, UseCache = true };
+        try
+        {
+            Tensor? encoderHidden = null;
+            for (int i = 0; i < maxNewTokens; i++)
+            {
+                var output = model.call(step);
+                cache = output.PastKeyValues;
+                crossCache = output.CrossAttentionCache;
+                encoderHidden ??= output.EncoderLastHiddenState
+                    ?? throw new InvalidOperationException($"{model.GetType().Name} returned no encoder output.");
+                var next = picker.Next(output.Logits[.., -1], i);
+                sequence = torch.cat([sequence, next.unsqueeze(1)], dim: 1);
+                if (picker.AllFinished) break;
+                step = new ModelInputs
+                {
+                    EncoderHiddenStates = encoderHidden,
+                    AttentionMask = PadMaskTo(mask, encoderHidden.shape[1]),
+                    DecoderInputIds = next.unsqueeze(1),
+                    PastKeyValues = cache,
+                    CrossAttentionCache = crossCache,
+                    UseCache = true,
+                };
+            }
+            return sequence.MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            cache?.Dispose();
+            crossCache?.Dispose();
+        }
+    }
+
     /// <summary>Left-extends a mask with ones up to <paramref name="length"/> columns (virtual tokens are always attended).</summary>
     private static Tensor PadMaskTo(Tensor mask, long length) =>
         mask.shape[1] >= length ? mask : torch.cat([torch.ones(mask.shape[0], length - mask.shape[1], mask.dtype, mask.device), mask], dim: 1);
+
+    /// <summary>The greedy choice per step: argmax, forced end-of-sequence at the last step, padding for finished rows.</summary>
+    private sealed class TokenPicker(ModelConfig config, long batch, Device device, int maxNewTokens)
+    {
+        private readonly IReadOnlyList<long> _eos = config.EosTokenIds;
+        private readonly long _pad = config.PadTokenId ?? (config.EosTokenIds.Count > 0 ? config.EosTokenIds[0] : 0);
+        private readonly long? _forcedEos = ForcedEosTokenId(config);
+        private Tensor _finished = torch.zeros(batch, ScalarType.Bool, device);
+
+        public bool AllFinished => _finished.all().item<bool>();
+
+        /// <summary>The next token of every row from the last position's logits (batch, vocab).</summary>
+        public Tensor Next(Tensor logits, int stepIndex)
+        {
+            var next = _forcedEos is { } forced && stepIndex == maxNewTokens - 1
+                ? torch.full(batch, forced, ScalarType.Int64, logits.device)
+                : logits.argmax(-1);
+            next = torch.where(_finished, torch.full_like(next, _pad), next);
+            foreach (var id in _eos) _finished = _finished.logical_or(next.eq(id));
+            return next;
+        }
+
+        /// <summary>
+        /// <c>forced_eos_token_id</c> from config.json (BART and kin), which transformers' generation turns into a
+        /// processor forcing that id when the sequence reaches its maximum length.
+        /// </summary>
+        private static long? ForcedEosTokenId(ModelConfig config) =>
+            config.ExtensionData?.TryGetValue("forced_eos_token_id", out var value) == true && value.ValueKind == JsonValueKind.Number
+                ? value.GetInt64()
+                : null;
+    }
 }

@@ -60,9 +60,24 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public static PeftModel Create(PreTrainedModel model, PeftRegistry registry, PeftConfig config, string adapterName = DefaultAdapterName)
     {
         foreach (var parameter in model.parameters()) parameter.requires_grad = false;
+        config = WithClassifierHeads(config);
         var adapter = registry.Method(config.PeftType).Attach(new AdapterTarget(model, registry.Architecture(model.Config.ModelType)), config, adapterName);
         adapter.MarkTrainable();
         return new PeftModel(model, registry, adapter) { ActiveAdapterName = adapterName };
+    }
+
+    /// <summary>
+    /// Classification heads start untrained, so the reference always trains them in full: for
+    /// SEQ_CLS and TOKEN_CLS it adds "classifier" and "score" to modules_to_save.
+    /// </summary>
+    private static PeftConfig WithClassifierHeads(PeftConfig config)
+    {
+        if (config is not TunerConfig tuner || (config.TaskType != TaskType.SequenceClassification && config.TaskType != TaskType.TokenClassification))
+        {
+            return config;
+        }
+        string[] heads = ["classifier", "score"];
+        return tuner with { ModulesToSave = [.. (tuner.ModulesToSave ?? []).Concat(heads).Distinct()] };
     }
 
     /// <summary>Attaches the adapter saved in <paramref name="adapterDirectory"/> (from_pretrained).</summary>

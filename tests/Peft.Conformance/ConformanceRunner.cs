@@ -17,6 +17,9 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
 {
     private readonly PeftModels _models = models ?? PeftModels.Default;
 
+    /// <summary>The fixtures' <c>generate(max_new_tokens=5)</c>.</summary>
+    private const int GenerationMaxNewTokens = 5;
+
     /// <summary>Case names under cases/ matching any of the globs (all when none), sorted.</summary>
     public IEnumerable<string> SelectCases(IReadOnlyList<string> globs)
     {
@@ -117,7 +120,10 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         {
             var generating = Load(modelDirectory, task, adapterDirectory, trainable: false, out _, null);
             var prompt = inputs.InputIds![0..1, 0..6];
-            var generated = generating.Generate(prompt, torch.ones_like(prompt), maxNewTokens: (int)(generatedReference.shape[1] - prompt.shape[1]));
+            // Decoder-only: the reference returned prompt + new tokens. Encoder-decoder: the decoder's ids, from
+            // its start token, which end early on end-of-sequence, so the count asked for is the README's 5.
+            var maxNewTokens = generating.Model.IsEncoderDecoder ? GenerationMaxNewTokens : (int)(generatedReference.shape[1] - prompt.shape[1]);
+            var generated = generating.Generate(prompt, torch.ones_like(prompt), maxNewTokens);
             if (!generated.shape.SequenceEqual(generatedReference.shape) || !generated.eq(generatedReference).all().item<bool>())
             {
                 throw new MismatchException($"generated_ids: [{string.Join(", ", generated.data<long>().ToArray())}] vs [{string.Join(", ", generatedReference.data<long>().ToArray())}]");

@@ -14,6 +14,9 @@ public sealed record ModelOutputs
     /// <summary>The cache including this step, when the inputs asked for one.</summary>
     public KeyValueCache? PastKeyValues { get; init; }
 
+    /// <summary>The decoder's cross-attention keys/values (encoder-decoder models), when the inputs asked for a cache.</summary>
+    public KeyValueCache? CrossAttentionCache { get; init; }
+
     /// <summary>The encoder's output, for encoder-decoder models (reused across decoding steps).</summary>
     public Tensor? EncoderLastHiddenState { get; init; }
 }

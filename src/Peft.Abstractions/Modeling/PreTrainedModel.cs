@@ -25,6 +25,13 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>The token embedding; prompt learning embeds virtual tokens next to it.</summary>
     public abstract nn.Module<Tensor, Tensor> InputEmbeddings { get; }
 
+    /// <summary>
+    /// True for encoder-decoder models (T5, BART): forward() runs the encoder on the inputs (or takes
+    /// <see cref="ModelInputs.EncoderHiddenStates"/>) and the decoder on the decoder inputs, and generation
+    /// starts the decoder from <c>decoder_start_token_id</c>.
+    /// </summary>
+    public virtual bool IsEncoderDecoder => false;
+
     /// <summary>What prompt learning needs to know about the layout of attention; null when unsupported.</summary>
     public virtual PromptLayout? PromptLayout => null;
 

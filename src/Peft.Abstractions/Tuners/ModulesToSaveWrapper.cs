@@ -57,6 +57,7 @@ public static class ModuleCloner
     public static nn.Module<Tensor, Tensor> Clone(nn.Module<Tensor, Tensor> module)
     {
         using var noGrad = torch.no_grad();
+        if (module is ICloneableModule cloneable) return cloneable.Clone();
         nn.Module<Tensor, Tensor> copy = module switch
         {
             Linear l => nn.Linear(l.in_features, l.out_features, hasBias: l.bias is not null),
@@ -64,7 +65,7 @@ public static class ModuleCloner
             Embedding e => nn.Embedding(e.weight!.shape[0], e.weight!.shape[1]),
             LayerNorm n => nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine: n.weight is not null),
             _ => throw new NotSupportedException(
-                $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm."),
+                $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm, and modules implementing ICloneableModule."),
         };
         var source = module.state_dict();
         foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
@@ -73,4 +74,14 @@ public static class ModuleCloner
 
     private static ScalarType ParameterDtype(nn.Module module) =>
         module.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+}
+
+/// <summary>
+/// A composite module (a classification head with several layers) that can copy itself, weights
+/// included, so <c>modules_to_save</c> can keep a trainable copy of it.
+/// </summary>
+public interface ICloneableModule
+{
+    /// <summary>A deep copy with its own parameters, equal in value and dtype.</summary>
+    nn.Module<Tensor, Tensor> Clone();
 }

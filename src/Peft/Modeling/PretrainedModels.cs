@@ -59,9 +59,13 @@ public sealed class PeftModels(PeftRegistry registry)
     /// Builds the model for <paramref name="task"/> from <paramref name="modelDirectory"/> and loads its weights by name.
     /// Head weights the checkpoint lacks stay freshly initialised (fine-tuning a bare model for classification).
     /// </summary>
-    public PreTrainedModel LoadPretrained(string modelDirectory, TaskType task)
+    /// <param name="modelDirectory">A directory with config.json and model.safetensors (or an index and shards).</param>
+    /// <param name="task">Which head to build.</param>
+    /// <param name="configure">Adjusts the config before building (e.g. <c>c =&gt; c with { NumLabelsValue = 5 }</c> for a new classifier).</param>
+    public PreTrainedModel LoadPretrained(string modelDirectory, TaskType task, Func<ModelConfig, ModelConfig>? configure = null)
     {
         var (architecture, config) = ReadConfig(modelDirectory);
+        if (configure is not null) config = configure(config);
         var model = architecture.Build(config, task);
         var weights = ModelWeights.Load(modelDirectory);
         try

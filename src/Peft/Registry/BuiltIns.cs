@@ -1,24 +1,32 @@
-using Peft.Backbones.Gpt2;
-using Peft.Methods.Lora;
 using Peft.Plugins;
 
 namespace Peft;
 
 /// <summary>The plugins that ship with Peft for .NET.</summary>
+/// <remarks>One fully qualified line per plugin, so that adding one is a one-line change.</remarks>
 public static class BuiltIns
 {
     /// <summary>A fresh instance of each built-in architecture.</summary>
     public static IEnumerable<IArchitecture> Architectures() =>
     [
-        new Gpt2Architecture(),
-        new Peft.Backbones.Llama.LlamaArchitecture(),
+        new Peft.Backbones.Bart.BartArchitecture(),
+        new Peft.Backbones.Bert.BertArchitecture(),
+        new Peft.Backbones.Bloom.BloomArchitecture(),
+        new Peft.Backbones.Gpt2.Gpt2Architecture(),
         new Peft.Backbones.GptJ.GptJArchitecture(),
+        new Peft.Backbones.GptNeo.GptNeoArchitecture(),
         new Peft.Backbones.GptNeoX.GptNeoXArchitecture(),
+        new Peft.Backbones.LayoutLm.LayoutLmArchitecture(),
+        new Peft.Backbones.Llama.LlamaArchitecture(),
+        new Peft.Backbones.Opt.OptArchitecture(),
+        new Peft.Backbones.Roberta.RobertaArchitecture(),
+        new Peft.Backbones.T5.MT5Architecture(),
+        new Peft.Backbones.T5.T5Architecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
     public static IEnumerable<IPeftMethod> Methods() =>
     [
-        new LoraMethod(),
+        new Peft.Methods.Lora.LoraMethod(),
     ];
 }

@@ -5,7 +5,7 @@ using Peft.Tests.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Peft.Tests.BackboneChecks;
+namespace Peft.Tests.Backbones;
 
 /// <summary>
 /// Checks of the rotary decoder backbones (GPT-J, GPT-NeoX, Llama) against the reference's fixtures

@@ -4,7 +4,7 @@ using Peft.Modeling;
 using Peft.Tests.Checkpoints;
 using static TorchSharp.torch;
 
-namespace Peft.Tests.BackboneChecks;
+namespace Peft.Tests.Backbones;
 
 /// <summary>The reference's inputs and outputs for decoder-only cases.</summary>
 internal static class DecoderFixtures

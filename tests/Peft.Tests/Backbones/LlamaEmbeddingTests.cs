@@ -6,7 +6,7 @@ using Peft.Tuners;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Peft.Tests.BackboneChecks;
+namespace Peft.Tests.Backbones;
 
 /// <summary>Llama's token embedding with a padding index.</summary>
 public class LlamaEmbeddingTests

@@ -7,7 +7,7 @@ using Peft.Plugins;
 using Peft.Tests.Checkpoints;
 using TorchSharp;
 
-namespace Peft.Tests.BackboneChecks;
+namespace Peft.Tests.Backbones;
 
 /// <summary>Rotary settings from transformers 5's rope_parameters and transformers 4's keys.</summary>
 public class RopeConfigTests

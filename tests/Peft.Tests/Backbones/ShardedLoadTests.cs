@@ -2,7 +2,7 @@ using Peft.Checkpoints;
 using Peft.Tests.Checkpoints;
 using TorchSharp;
 
-namespace Peft.Tests.BackboneChecks;
+namespace Peft.Tests.Backbones;
 
 /// <summary>A model directory with a sharded checkpoint (index + shards) loads like the single-file one.</summary>
 public class ShardedLoadTests

@@ -1,0 +1,123 @@
+// BART with the language-model head, following transformers' BartForConditionalGeneration (models/bart/modeling_bart.py).
+using Peft.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Backbones.Bart;
+
+/// <summary>
+/// BART with the language-model head: logits = decoder output × <c>model.shared</c>ᵀ (tied unless the config
+/// unties it) + the <c>final_logits_bias</c> buffer.
+/// </summary>
+/// <remarks>
+/// Inputs: <see cref="ModelInputs.InputIds"/> or <see cref="ModelInputs.InputsEmbeds"/> (already scaled, used as
+/// they are) with <see cref="ModelInputs.AttentionMask"/> feed the encoder, unless
+/// <see cref="ModelInputs.EncoderHiddenStates"/> carries its output (AttentionMask then masks those positions).
+/// The decoder reads <see cref="ModelInputs.DecoderInputIds"/> or <see cref="ModelInputs.DecoderInputsEmbeds"/>,
+/// else the labels (or, without labels, the input ids) shifted right behind <c>decoder_start_token_id</c>.
+/// <see cref="ModelInputs.PastKeyValues"/> holds the decoder self-attention keys/values, one entry per decoder
+/// layer (prefix tuning's prefixes or the generation cache); decoder positions continue after its length.
+/// <see cref="ModelInputs.CrossAttentionCache"/> holds the projected encoder keys/values. The encoder takes no prefixes.
+/// </remarks>
+public sealed class BartForConditionalGeneration : PreTrainedModel
+{
+    private readonly BartModel model;
+    private nn.Module<Tensor, Tensor>? lm_head;
+    private readonly Tensor final_logits_bias;
+
+    /// <summary>A randomly initialised model.</summary>
+    public BartForConditionalGeneration(BartConfig config) : base(nameof(BartForConditionalGeneration), config, TaskType.Seq2SeqLM)
+    {
+        Bart = config;
+        model = new BartModel(config);
+        if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+        final_logits_bias = torch.zeros(1, config.VocabSize);
+        RegisterComponents();
+    }
+
+    /// <summary>The config.</summary>
+    public BartConfig Bart { get; }
+
+    /// <inheritdoc />
+    public override bool IsEncoderDecoder => true;
+
+    /// <summary>
+    /// <c>model.shared</c> without the <c>scale_embedding</c> factor (TorchSharp's embedding cannot carry it): with
+    /// <c>scale_embedding: true</c>, callers that embed ids themselves (prompt learning) multiply by
+    /// <see cref="BartConfig.EmbedScale"/>, which the reference's <c>BartScaledWordEmbedding</c> includes.
+    /// </summary>
+    public override nn.Module<Tensor, Tensor> InputEmbeddings => model.Shared;
+
+    /// <inheritdoc />
+    public override string BaseModelPrefix => "model";
+
+    /// <summary>
+    /// Prefixes enter the decoder's self-attention only (see the class remarks). LayerCount is the decoder's
+    /// layers (the layers of <see cref="ModelInputs.PastKeyValues"/>), EncoderLayerCount the encoder's (the
+    /// reference's default <c>num_layers</c>, its <c>num_hidden_layers</c>).
+    /// </summary>
+    public override PromptLayout PromptLayout =>
+        new(Bart.DecoderLayers, Bart.DecoderAttentionHeads, Bart.DModel / Bart.DecoderAttentionHeads, Bart.DModel,
+            IsEncoderDecoder: true, EncoderLayerCount: Bart.EncoderLayers);
+
+    /// <inheritdoc />
+    public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
+        lm_head is null ? [("lm_head.weight", "model.shared.weight")] : [];
+
+    /// <inheritdoc />
+    public override void UntieOutputEmbeddings()
+    {
+        if (lm_head is not null) return;
+        using var noGrad = torch.no_grad();
+        var weight = EmbeddingWeight(model.Shared);
+        var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, dtype: weight.dtype, device: weight.device);
+        head.weight!.copy_(weight);
+        head.weight.requires_grad = false;
+        lm_head = head;
+        register_module("lm_head", head);
+    }
+
+    /// <inheritdoc />
+    public override ModelOutputs forward(ModelInputs inputs)
+    {
+        using var scope = torch.NewDisposeScope();
+        var pad = Config.PadTokenId ?? 1;
+        var start = Config.DecoderStartTokenId ?? Config.BosTokenId ?? throw new InvalidOperationException("BART needs decoder_start_token_id in config.json.");
+        var decoderIds = inputs.DecoderInputIds;
+        if (decoderIds is null && inputs.DecoderInputsEmbeds is null)
+        {
+            var source = inputs.Labels ?? inputs.InputIds
+                ?? throw new ArgumentException("BART needs decoder_input_ids, decoder_inputs_embeds, labels or input_ids.");
+            decoderIds = EncoderDecoder.ShiftTokensRight(source, pad, start);
+        }
+
+        var encoderHidden = inputs.EncoderHiddenStates;
+        if (encoderHidden is null)
+        {
+            encoderHidden = model.Encoder.forward(inputs.InputIds, inputs.InputsEmbeds, inputs.AttentionMask).MoveToOuterDisposeScope();
+        }
+        else
+        {
+            EncoderDecoder.CheckEncoderMask(inputs.AttentionMask, encoderHidden);
+        }
+
+        var decoder = model.Decoder;
+        var cache = inputs.PastKeyValues ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
+        var crossCache = inputs.CrossAttentionCache ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
+        var hidden = decoder.forward(decoderIds, inputs.DecoderInputsEmbeds, inputs.DecoderAttentionMask, encoderHidden, inputs.AttentionMask, cache, crossCache);
+
+        // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
+        var logits = (lm_head is null
+            ? nn.functional.linear(hidden, EmbeddingWeight(model.Shared))
+            : lm_head.call(hidden)) + final_logits_bias;
+        var loss = inputs.Labels is null ? null : EncoderDecoder.Loss(logits, inputs.Labels);
+        return new ModelOutputs
+        {
+            Logits = logits.MoveToOuterDisposeScope(),
+            Loss = loss?.MoveToOuterDisposeScope(),
+            PastKeyValues = cache,
+            CrossAttentionCache = crossCache,
+            EncoderLastHiddenState = encoderHidden,
+        };
+    }
+}

@@ -1,0 +1,135 @@
+// BART encoder, decoder and bare model, following transformers' models/bart/modeling_bart.py.
+using Peft.Modeling;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Backbones.Bart;
+
+/// <summary>
+/// The encoder: scaled token embeddings plus learned positions (offset 2), <c>layernorm_embedding</c>, layers.
+/// Its <c>embed_tokens</c> is the model's <c>shared</c> embedding, read through a delegate.
+/// </summary>
+public sealed class BartEncoder : nn.Module
+{
+    /// <summary>Rows the learned position tables keep before position 0 (BART's historical offset).</summary>
+    public const int PositionOffset = 2;
+
+    private readonly Embedding embed_positions;
+    private readonly ModuleList<BartEncoderLayer> layers;
+    private readonly LayerNorm layernorm_embedding;
+    private readonly Dropout dropout;
+    private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
+    private readonly double _embedScale;
+
+    /// <summary>An encoder of the config's sizes reading tokens through <paramref name="embedTokens"/>.</summary>
+    public BartEncoder(BartConfig config, Func<nn.Module<Tensor, Tensor>> embedTokens) : base(nameof(BartEncoder))
+    {
+        _embedTokens = embedTokens;
+        _embedScale = config.EmbedScale;
+        embed_positions = nn.Embedding(config.MaxPositionEmbeddings + PositionOffset, config.DModel);
+        layers = nn.ModuleList(Enumerable.Range(0, config.EncoderLayers).Select(_ => new BartEncoderLayer(config)).ToArray());
+        layernorm_embedding = nn.LayerNorm(config.DModel);
+        dropout = nn.Dropout(config.Dropout);
+        RegisterComponents();
+    }
+
+    /// <summary>Encodes token ids or (already scaled) embeddings into (B, S, C).</summary>
+    public Tensor forward(Tensor? inputIds, Tensor? inputsEmbeds, Tensor? attentionMask)
+    {
+        using var scope = torch.NewDisposeScope();
+        var embeds = inputsEmbeds ?? _embedTokens().call(inputIds ?? throw new ArgumentException("The BART encoder needs input ids or embeddings.")) * _embedScale;
+        var positions = torch.arange(PositionOffset, PositionOffset + embeds.shape[1], ScalarType.Int64, embeds.device);
+        var hidden = dropout.call(layernorm_embedding.call(embeds + embed_positions.call(positions)));
+        var mask = AttentionMasks.Padding(attentionMask, hidden.dtype);
+        foreach (var layer in layers) hidden = layer.forward(hidden, mask);
+        return hidden.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The decoder: like the encoder's embeddings, then causal layers with cross-attention.</summary>
+public sealed class BartDecoder : nn.Module
+{
+    private readonly Embedding embed_positions;
+    private readonly ModuleList<BartDecoderLayer> layers;
+    private readonly LayerNorm layernorm_embedding;
+    private readonly Dropout dropout;
+    private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
+    private readonly double _embedScale;
+
+    /// <summary>A decoder of the config's sizes reading tokens through <paramref name="embedTokens"/>.</summary>
+    public BartDecoder(BartConfig config, Func<nn.Module<Tensor, Tensor>> embedTokens) : base(nameof(BartDecoder))
+    {
+        _embedTokens = embedTokens;
+        _embedScale = config.EmbedScale;
+        embed_positions = nn.Embedding(config.MaxPositionEmbeddings + BartEncoder.PositionOffset, config.DModel);
+        layers = nn.ModuleList(Enumerable.Range(0, config.DecoderLayers).Select(_ => new BartDecoderLayer(config)).ToArray());
+        layernorm_embedding = nn.LayerNorm(config.DModel);
+        dropout = nn.Dropout(config.Dropout);
+        RegisterComponents();
+    }
+
+    /// <summary>Number of layers.</summary>
+    public int LayerCount => layers.Count;
+
+    /// <summary>Decodes (B, T) ids or embeddings after the cached (or prefix) positions into (B, T, C).</summary>
+    /// <param name="inputIds">Decoder token ids, or null when <paramref name="inputsEmbeds"/> is given.</param>
+    /// <param name="inputsEmbeds">Embedded decoder inputs, used as they are.</param>
+    /// <param name="attentionMask">Decoder padding mask over past + new positions, or null.</param>
+    /// <param name="encoderHidden">Encoder output (B, S, C).</param>
+    /// <param name="encoderAttentionMask">Encoder padding mask (B, S), or null.</param>
+    /// <param name="cache">Self-attention cache or prefixes; positions continue after its length.</param>
+    /// <param name="crossCache">Projected encoder keys/values.</param>
+    public Tensor forward(Tensor? inputIds, Tensor? inputsEmbeds, Tensor? attentionMask, Tensor encoderHidden, Tensor? encoderAttentionMask, KeyValueCache? cache, KeyValueCache? crossCache)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (cache is not null && cache.LayerCount < layers.Count)
+        {
+            throw new ArgumentException($"The key/value cache has {cache.LayerCount} layers; the BART decoder has {layers.Count}.");
+        }
+        var embeds = inputsEmbeds ?? _embedTokens().call(inputIds ?? throw new ArgumentException("The BART decoder needs input ids or embeddings.")) * _embedScale;
+        var (batch, length) = (embeds.shape[0], embeds.shape[1]);
+        var past = cache?.Length ?? 0;
+        var positions = torch.arange(past + BartEncoder.PositionOffset, past + BartEncoder.PositionOffset + length, ScalarType.Int64, embeds.device);
+        var hidden = dropout.call(layernorm_embedding.call(embeds + embed_positions.call(positions)));
+
+        var mask = AttentionMasks.Causal(attentionMask, batch, length, past, hidden.dtype, hidden.device);
+        var encoderMask = AttentionMasks.Padding(encoderAttentionMask, hidden.dtype);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            hidden = layers[i].forward(hidden, mask, encoderHidden, encoderMask, cache, crossCache, i);
+        }
+        return hidden.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The bare model (<c>model</c> in the heads): the shared embedding, encoder and decoder.</summary>
+[TargetModules("shared")]
+public sealed partial class BartModel : nn.Module
+{
+    private nn.Module<Tensor, Tensor> shared;
+    private readonly BartEncoder encoder;
+    private readonly BartDecoder decoder;
+
+    /// <summary>A randomly initialised model of the config's sizes.</summary>
+    public BartModel(BartConfig config) : base(nameof(BartModel))
+    {
+        Config = config;
+        shared = Peft.Layers.Embeddings.Create(config.VocabSize, config.DModel, config.PadTokenId);
+        encoder = new BartEncoder(config, () => shared);
+        decoder = new BartDecoder(config, () => shared);
+        RegisterComponents();
+    }
+
+    /// <summary>The config the model was built from.</summary>
+    public BartConfig Config { get; }
+
+    /// <summary>The token embedding of both stacks (possibly wrapped by an adapter).</summary>
+    public nn.Module<Tensor, Tensor> Shared => shared;
+
+    /// <summary>The encoder.</summary>
+    public BartEncoder Encoder => encoder;
+
+    /// <summary>The decoder.</summary>
+    public BartDecoder Decoder => decoder;
+}

@@ -1,0 +1,157 @@
+// GPT-Neo task heads, following transformers' models/gpt_neo/modeling_gpt_neo.py.
+using Peft.Modeling;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Backbones.GptNeo;
+
+/// <summary>Shared plumbing of the GPT-Neo heads: the <c>transformer</c> stack and the cache.</summary>
+public abstract class GptNeoPreTrainedModel : PreTrainedModel
+{
+    /// <summary>Builds the stack for a head.</summary>
+    protected GptNeoPreTrainedModel(string name, GptNeoConfig config, TaskType task) : base(name, config, task)
+    {
+        transformer = new GptNeoModel(config);
+    }
+
+#pragma warning disable IDE1006 // Hugging Face's module name
+    /// <summary>The decoder stack, registered as <c>transformer</c>.</summary>
+    protected readonly GptNeoModel transformer;
+#pragma warning restore IDE1006
+
+    /// <summary>The config.</summary>
+    public GptNeoConfig Neo => transformer.Config;
+
+    /// <inheritdoc />
+    public override nn.Module<Tensor, Tensor> InputEmbeddings => transformer.TokenEmbedding;
+
+    /// <inheritdoc />
+    public override string BaseModelPrefix => "transformer";
+
+    /// <inheritdoc />
+    public override PromptLayout PromptLayout => new(Neo.NumLayers, Neo.NumHeads, Neo.HeadDim, Neo.HiddenSize);
+
+    /// <summary>Runs the stack, creating or extending the cache as the inputs ask.</summary>
+    protected (Tensor Hidden, KeyValueCache? Cache) RunTransformer(ModelInputs inputs)
+    {
+        var cache = inputs.PastKeyValues ?? (inputs.UseCache ? new KeyValueCache(Neo.NumLayers) : null);
+        return (transformer.forward(inputs, cache), cache);
+    }
+}
+
+/// <summary>GPT-Neo with the language-model head, its weight tied to <c>transformer.wte</c> unless the config unties it.</summary>
+public sealed class GptNeoForCausalLM : GptNeoPreTrainedModel
+{
+    private nn.Module<Tensor, Tensor>? lm_head;
+
+    /// <summary>A randomly initialised model.</summary>
+    public GptNeoForCausalLM(GptNeoConfig config) : base("GPTNeoForCausalLM", config, TaskType.CausalLM)
+    {
+        if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
+        lm_head is null ? [("lm_head.weight", "transformer.wte.weight")] : [];
+
+    /// <inheritdoc />
+    public override void UntieOutputEmbeddings()
+    {
+        if (lm_head is not null) return;
+        using var noGrad = torch.no_grad();
+        var weight = EmbeddingWeight(InputEmbeddings);
+        var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, dtype: weight.dtype, device: weight.device);
+        head.weight!.copy_(weight);
+        head.weight.requires_grad = false;
+        lm_head = head;
+        register_module("lm_head", head);
+    }
+
+    /// <inheritdoc />
+    public override ModelOutputs forward(ModelInputs inputs)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (hidden, cache) = RunTransformer(inputs);
+        // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
+        var logits = lm_head is null
+            ? nn.functional.linear(hidden, EmbeddingWeight(InputEmbeddings))
+            : lm_head.call(hidden);
+        var loss = inputs.Labels is null ? null : Losses.CausalLM(logits, inputs.Labels);
+        return new ModelOutputs
+        {
+            Logits = logits.MoveToOuterDisposeScope(),
+            Loss = loss?.MoveToOuterDisposeScope(),
+            PastKeyValues = cache,
+        };
+    }
+}
+
+/// <summary>GPT-Neo classifying a sequence by its last non-padding token (<c>score</c>, no bias).</summary>
+[TargetModules("score")]
+public sealed partial class GptNeoForSequenceClassification : GptNeoPreTrainedModel
+{
+    private nn.Module<Tensor, Tensor> score;
+
+    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
+    public GptNeoForSequenceClassification(GptNeoConfig config) : base("GPTNeoForSequenceClassification", config, TaskType.SequenceClassification)
+    {
+        score = nn.Linear(config.HiddenSize, config.NumLabels, hasBias: false);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override ModelOutputs forward(ModelInputs inputs)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (hidden, cache) = RunTransformer(inputs);
+        var logits = score.call(hidden);                                     // (B, T, labels)
+        var batch = logits.shape[0];
+        Tensor last;
+        if (inputs.InputIds is { } ids && Config.PadTokenId is { } pad)
+        {
+            // The rightmost token that is not padding (transformers' rule, which also handles left padding).
+            var positions = torch.arange(ids.shape[^1], device: ids.device);
+            last = (positions * ids.ne(pad).to(ScalarType.Int64)).argmax(-1);
+        }
+        else
+        {
+            if (Config.PadTokenId is null && batch != 1)
+            {
+                throw new InvalidOperationException("GPT-Neo cannot classify batches of more than one sequence without pad_token_id in config.json.");
+            }
+            // No pad id, or embeddings instead of ids: the last position, as the reference does.
+            last = torch.full(batch, logits.shape[1] - 1, ScalarType.Int64, logits.device);
+        }
+        var pooled = logits[torch.arange(batch, device: logits.device), last];
+        var loss = inputs.Labels is null ? null : Losses.SequenceClassification(pooled, inputs.Labels, Config.NumLabels);
+        return new ModelOutputs { Logits = pooled.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope(), PastKeyValues = cache };
+    }
+}
+
+/// <summary>GPT-Neo labelling every token (<c>classifier</c>, with bias).</summary>
+[TargetModules("classifier")]
+public sealed partial class GptNeoForTokenClassification : GptNeoPreTrainedModel
+{
+    private readonly Dropout dropout;
+    private nn.Module<Tensor, Tensor> classifier;
+
+    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
+    public GptNeoForTokenClassification(GptNeoConfig config) : base("GPTNeoForTokenClassification", config, TaskType.TokenClassification)
+    {
+        dropout = nn.Dropout(config.ClassifierDropout);
+        classifier = nn.Linear(config.HiddenSize, config.NumLabels);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override ModelOutputs forward(ModelInputs inputs)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (hidden, cache) = RunTransformer(inputs);
+        var logits = classifier.call(dropout.call(hidden));
+        var loss = inputs.Labels is null ? null : Losses.TokenClassification(logits, inputs.Labels);
+        return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope(), PastKeyValues = cache };
+    }
+}

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.Opt;
+
+/// <summary>The OPT architecture plugin (<c>model_type: "opt"</c>).</summary>
+public sealed class OptArchitecture : IArchitecture
+{
+    /// <inheritdoc />
+    public string ModelType => "opt";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.CausalLM, TaskType.SequenceClassification];
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["q_proj", "v_proj"];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<OptConfig>(json, source);
+        if (config.NumAttentionHeads <= 0 || config.HiddenSize % config.NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source} at key 'num_attention_heads': hidden_size {config.HiddenSize} is not divisible by num_attention_heads {config.NumAttentionHeads}.");
+        }
+        try
+        {
+            _ = Activations.Get(config.ActivationFunction);
+        }
+        catch (ModelConfigActivationException e)
+        {
+            throw new ModelConfigException($"{source} at key 'activation_function': {e.Message}", e);
+        }
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var opt = (OptConfig)config;
+        if (task == TaskType.CausalLM) return new OptForCausalLM(opt);
+        if (task == TaskType.SequenceClassification) return new OptForSequenceClassification(opt);
+        throw new NotSupportedException($"OPT has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

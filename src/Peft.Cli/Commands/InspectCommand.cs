@@ -1,0 +1,54 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Peft.Checkpoints;
+using Peft.Cli.Hosting;
+using Spectre.Console;
+
+namespace Peft.Cli.Commands;
+
+/// <summary><c>peft inspect</c>: an adapter's config, tensors, sizes and (with a base model) the trainable-parameter line.</summary>
+public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels models, IAnsiConsole console) : ICliCommand
+{
+    /// <inheritdoc />
+    public Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var adapter = settings.Adapter ?? throw new CommandLineException("peft inspect needs --adapter <directory>.");
+        var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
+        var weightsPath = Path.Combine(adapter, "adapter_model.safetensors");
+        var header = SafeTensors.ReadHeader(weightsPath);
+
+        console.MarkupLineInterpolated($"[bold]{config.PeftType}[/] adapter for [bold]{config.TaskType?.Name ?? "(no task_type)"}[/] in {adapter}");
+        var table = new Table().AddColumns("tensor", "dtype", "shape", "values");
+        long total = 0;
+        foreach (var (name, info) in header.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            var count = info.Shape.Aggregate(1L, (a, b) => a * b);
+            total += count;
+            table.AddRow(Markup.Escape(name), info.DType, "[" + string.Join(", ", info.Shape) + "]", count.ToString("N0"));
+        }
+        console.Write(table);
+        console.WriteLine($"{header.Tensors.Count} tensors, {total:N0} values, {new FileInfo(weightsPath).Length:N0} bytes");
+
+        using (var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json"))))
+        {
+            var interesting = new[] { "r", "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "modules_to_save", "num_virtual_tokens", "base_model_name_or_path" };
+            foreach (var key in interesting)
+            {
+                if (document.RootElement.TryGetProperty(key, out var value) && value.ValueKind != JsonValueKind.Null)
+                {
+                    console.WriteLine($"{key}: {value.GetRawText()}");
+                }
+            }
+        }
+
+        if (settings.Model is { } modelDirectory)
+        {
+            var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("The adapter has no task_type; pass --task.");
+            var model = models.LoadPretrained(modelDirectory, task);
+            var peft = models.FromPretrained(model, adapter, isTrainable: true);
+            console.WriteLine(peft.TrainableParametersLine());
+        }
+        return Task.FromResult(0);
+    }
+}

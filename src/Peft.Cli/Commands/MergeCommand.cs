@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Peft.Checkpoints;
+using Peft.Cli.Hosting;
+using TorchSharp;
+
+namespace Peft.Cli.Commands;
+
+/// <summary><c>peft merge</c>: folds an adapter into the base weights and writes a full model directory.</summary>
+public sealed partial class MergeCommand(IOptions<MergeOptions> options, PeftModels models, ILogger<MergeCommand> logger) : ICliCommand
+{
+    /// <inheritdoc />
+    public Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var modelDirectory = settings.Model ?? throw new CommandLineException("peft merge needs --model <directory>.");
+        var adapter = settings.Adapter ?? throw new CommandLineException("peft merge needs --adapter <directory>.");
+        var output = settings.Output ?? throw new CommandLineException("peft merge needs --output <directory>.");
+        var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
+        var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("The adapter has no task_type; pass --task.");
+
+        var model = models.LoadPretrained(modelDirectory, task);
+        var wasTied = model.TiedWeights.Count > 0;
+        var merged = models.FromPretrained(model, adapter).MergeAndUnload();
+
+        Directory.CreateDirectory(output);
+        var weights = merged.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());
+        ModelWeights.Save(output, weights);
+
+        var configJson = JsonNode.Parse(File.ReadAllText(Path.Combine(modelDirectory, "config.json")))!.AsObject();
+        if (wasTied && merged.TiedWeights.Count == 0)
+        {
+            // Merging into a tied embedding gave the head its own copy of the base weight.
+            configJson["tie_word_embeddings"] = false;
+        }
+        File.WriteAllText(Path.Combine(output, "config.json"), configJson.ToJsonString(PeftJson.Options));
+        foreach (var extra in new[] { "vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
+        {
+            var source = Path.Combine(modelDirectory, extra);
+            if (File.Exists(source)) File.Copy(source, Path.Combine(output, extra), overwrite: true);
+        }
+        LogMerged(logger, adapter, output, weights.Count);
+        return Task.FromResult(0);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Merged {Adapter} into {Output} ({Count} tensors)")]
+    private static partial void LogMerged(ILogger logger, string adapter, string output, int count);
+}

@@ -1,0 +1,151 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Peft.Cli.Data;
+
+/// <summary>What to do with a line that cannot be read.</summary>
+public enum BadLinePolicy
+{
+    /// <summary>Stop with an error naming the line.</summary>
+    Fail,
+    /// <summary>Report the line as a warning and go on.</summary>
+    Skip,
+}
+
+/// <summary>A data file that cannot be used; the message names the file and, where it applies, the line.</summary>
+public sealed class DataFileException(string message) : Exception(message);
+
+/// <summary>
+/// Reads <c>--data</c> files: JSONL (one object per line with <c>text</c> and <c>label</c>) or CSV
+/// (a header naming <c>text</c> and <c>label</c> columns, RFC 4180 quoting).
+/// </summary>
+public static class DataFileReader
+{
+    /// <summary>Reads labelled texts; unreadable lines follow <paramref name="policy"/> and are reported to <paramref name="warn"/>.</summary>
+    /// <exception cref="DataFileException">The file is missing or empty, a line is bad under <see cref="BadLinePolicy.Fail"/>, or a label is not among <paramref name="knownLabels"/>.</exception>
+    public static (IReadOnlyList<string> Labels, IReadOnlyList<(string Text, string Label)> Rows) ReadLabelled(
+        string path, BadLinePolicy policy, Action<string> warn, IReadOnlyList<string>? knownLabels = null)
+    {
+        if (!File.Exists(path)) throw new DataFileException($"{path}: not found.");
+        var rows = new List<(string, string)>();
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        IEnumerable<(int Line, string? Text, string? Label, string? Problem)> records = extension switch
+        {
+            ".jsonl" or ".json" => ReadJsonLines(path),
+            ".csv" => ReadCsv(path),
+            _ => throw new DataFileException($"{path}: unknown format '{extension}'; use .jsonl or .csv."),
+        };
+        foreach (var (line, text, label, problem) in records)
+        {
+            var error = problem
+                ?? (string.IsNullOrWhiteSpace(text) ? "empty 'text'" : null)
+                ?? (string.IsNullOrWhiteSpace(label) ? "missing 'label'" : null)
+                ?? (knownLabels is not null && !knownLabels.Contains(label!) ? $"unknown label '{label}' (known: {string.Join(", ", knownLabels)})" : null);
+            if (error is not null)
+            {
+                var message = $"{path}:{line}: {error}";
+                if (policy == BadLinePolicy.Fail) throw new DataFileException(message);
+                warn(message + " (skipped)");
+                continue;
+            }
+            rows.Add((text!, label!));
+        }
+        if (rows.Count == 0) throw new DataFileException($"{path}: no usable examples.");
+        var labels = knownLabels ?? rows.Select(r => r.Item2).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (labels.Count < 2) throw new DataFileException($"{path}: classification needs at least two labels, found {labels.Count}.");
+        return (labels, rows);
+    }
+
+    private static IEnumerable<(int, string?, string?, string?)> ReadJsonLines(string path)
+    {
+        int number = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string? text = null, label = null, problem = null;
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object) problem = "not a JSON object";
+                else
+                {
+                    text = root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+                    label = root.TryGetProperty("label", out var l) ? l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString() : null;
+                }
+            }
+            catch (JsonException e)
+            {
+                problem = $"not valid JSON ({e.Message.Split('.')[0]})";
+            }
+            yield return (number, text, label, problem);
+        }
+    }
+
+    private static IEnumerable<(int, string?, string?, string?)> ReadCsv(string path)
+    {
+        using var reader = new StreamReader(path, Encoding.UTF8);
+        int number = 0;
+        var header = ReadRecord(reader, ref number);
+        if (header is null) throw new DataFileException($"{path}: empty file.");
+        var textColumn = header.FindIndex(h => h.Trim().Equals("text", StringComparison.OrdinalIgnoreCase));
+        var labelColumn = header.FindIndex(h => h.Trim().Equals("label", StringComparison.OrdinalIgnoreCase));
+        if (textColumn < 0 || labelColumn < 0) throw new DataFileException($"{path}:1: the header must name 'text' and 'label' columns.");
+        while (true)
+        {
+            var start = number + 1;
+            List<string>? record;
+            string? problem = null;
+            try
+            {
+                record = ReadRecord(reader, ref number);
+            }
+            catch (FormatException e)
+            {
+                record = [];
+                problem = e.Message;
+            }
+            if (record is null) yield break;
+            if (problem is null && record.Count == 1 && record[0].Length == 0) continue;
+            if (problem is null && record.Count != header.Count) problem = $"{record.Count} fields, the header has {header.Count}";
+            yield return problem is null ? (start, record[textColumn], record[labelColumn], null) : (start, null, null, problem);
+        }
+    }
+
+    /// <summary>One CSV record (quoted fields may span lines), or null at the end.</summary>
+    private static List<string>? ReadRecord(StreamReader reader, ref int lineNumber)
+    {
+        var line = reader.ReadLine();
+        if (line is null) return null;
+        lineNumber++;
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; ; i++)
+        {
+            if (i == line.Length)
+            {
+                if (!quoted) break;
+                var next = reader.ReadLine() ?? throw new FormatException("unterminated quoted field");
+                lineNumber++;
+                field.Append('\n');
+                line = next;
+                i = -1;
+                continue;
+            }
+            var c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"') { field.Append('"'); i++; }
+                else if (c == '"') quoted = false;
+                else field.Append(c);
+            }
+            else if (c == '"' && field.Length == 0) quoted = true;
+            else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
+            else field.Append(c);
+        }
+        fields.Add(field.ToString());
+        return fields;
+    }
+}
