@@ -94,7 +94,37 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     {
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
+        foreach (var (name, p) in EmbeddingBaseParameters()) state[SavedKey(name)] = p;
         return state;
+    }
+
+    /// <summary>Module names whose targeting makes the reference save embedding weights too (its EMBEDDING_LAYER_NAMES).</summary>
+    private static readonly string[] EmbeddingLayerNames = ["embed_tokens", "lm_head"];
+
+    /// <summary>
+    /// The base weights the reference saves beside the adapter (save_embedding_layers="auto"): when
+    /// target_modules names <c>embed_tokens</c> or <c>lm_head</c>, the input embedding and the output
+    /// head, where they carry an adapter, are saved whole, base layer included.
+    /// </summary>
+    private IEnumerable<(string Name, Parameter Parameter)> EmbeddingBaseParameters()
+    {
+        if (Config is not TunerConfig { TargetModules: { } targets } || !EmbeddingIsTargeted(targets)) yield break;
+        foreach (var (path, layer) in _layers)
+        {
+            var isInput = ReferenceEquals(layer, _model.InputEmbeddings);
+            var isOutput = _model.Task == TaskType.CausalLM && _model.HeadModuleNames.Contains(path);
+            if (!isInput && !isOutput) continue;
+            if (LayerShape.Of(layer.BaseLayer).Kind is not (SlotKind.Linear or SlotKind.Embedding)) continue;
+            foreach (var (name, p) in layer.BaseLayer.named_parameters()) yield return ($"{path}.base_layer.{name}", p);
+        }
+    }
+
+    private bool EmbeddingIsTargeted(TargetModules targets)
+    {
+        if (targets.IsAllLinear) return false;
+        if (targets.Names is { } names) return EmbeddingLayerNames.Any(names.Contains);
+        return _model.named_modules().Any(m =>
+            EmbeddingLayerNames.Any(e => m.name == e || m.name.EndsWith("." + e, StringComparison.Ordinal)) && targets.Matches(m.name));
     }
 
     /// <summary>The reference's saved key for an in-memory name: adapter name dropped, under base_model.model.</summary>
@@ -124,7 +154,19 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             }
             p.copy_(value);
         }
-        var known = expected.Select(e => SavedKey(e.Name)).ToHashSet();
+        // Embedding base weights saved beside the adapter load into the base layers, when present (the reference loads non-strictly).
+        var embeddings = EmbeddingBaseParameters().ToList();
+        foreach (var (name, p) in embeddings)
+        {
+            if (!state.TryGetValue(SavedKey(name), out var value)) continue;
+            if (!value.shape.SequenceEqual(p.shape))
+            {
+                throw new InvalidDataException(
+                    $"{source}: '{SavedKey(name)}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
+            }
+            p.copy_(value);
+        }
+        var known = expected.Concat(embeddings).Select(e => SavedKey(e.Name)).ToHashSet();
         var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
         if (unknown.Count > 0)
         {

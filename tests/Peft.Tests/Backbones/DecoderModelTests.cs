@@ -13,7 +13,8 @@ namespace Peft.Tests.Backbones;
 /// </summary>
 public class DecoderModelTests
 {
-    public static TheoryData<string> Models() => ["bloom-clm", "bloom-seqcls", "opt-clm", "gpt_neo-clm"];
+    // gpt_neox-clm is left out here: transformers 5 renames its embed_out head at run time (see RotaryDecoderTests).
+    public static TheoryData<string> Models() => ["bloom-clm", "bloom-seqcls", "opt-clm", "gpt_neo-clm", "gptj-clm", "llama-clm"];
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -38,6 +39,9 @@ public class DecoderModelTests
         { "bloom-seqcls", "bloom-seqcls-prompt" },
         { "opt-clm", "opt-clm-prompt" },
         { "gpt_neo-clm", "gpt_neo-clm-prompt" },
+        { "gptj-clm", "gptj-clm-prompt" },
+        { "gpt_neox-clm", "gpt_neox-clm-prompt" },
+        { "llama-clm", "llama-clm-prompt" },
     };
 
     /// <summary>Prompt tuning: virtual-token embeddings before the input's, the mask extended with ones.</summary>
@@ -67,6 +71,9 @@ public class DecoderModelTests
         { "bloom-seqcls", "bloom-seqcls-prefix" },
         { "opt-clm", "opt-clm-prefix" },
         { "gpt_neo-clm", "gpt_neo-clm-prefix" },
+        { "gptj-clm", "gptj-clm-prefix" },
+        { "gpt_neox-clm", "gpt_neox-clm-prefix" },
+        { "llama-clm", "llama-clm-prefix" },
     };
 
     /// <summary>Prefix tuning: per-layer keys and values (B, H, P, D) as the initial cache, the mask extended with ones.</summary>
@@ -97,7 +104,7 @@ public class DecoderModelTests
         AssertClose(io["output.peft_logits"], model.call(inputs).Logits);
     }
 
-    public static TheoryData<string> CausalModels() => ["bloom-clm", "opt-clm", "gpt_neo-clm"];
+    public static TheoryData<string> CausalModels() => ["bloom-clm", "opt-clm", "gpt_neo-clm", "gptj-clm", "gpt_neox-clm", "llama-clm"];
 
     /// <summary>Running a padded batch in two pieces through the cache gives the logits of one full pass.</summary>
     [Theory]
@@ -128,6 +135,11 @@ public class DecoderModelTests
         { "opt-clm", "SEQ_CLS" },
         { "gpt_neo-clm", "SEQ_CLS" },
         { "gpt_neo-clm", "TOKEN_CLS" },
+        { "gptj-clm", "SEQ_CLS" },
+        { "gpt_neox-clm", "SEQ_CLS" },
+        { "gpt_neox-clm", "TOKEN_CLS" },
+        { "llama-clm", "SEQ_CLS" },
+        { "llama-clm", "TOKEN_CLS" },
     };
 
     /// <summary>Every classification head builds from the causal checkpoint's config and computes a loss.</summary>

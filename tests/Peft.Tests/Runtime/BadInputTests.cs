@@ -144,9 +144,9 @@ public class BadInputTests
     public void SecondPluginForTheSameModelTypeNamesBoth()
     {
         var error = Assert.Throws<InvalidOperationException>(() => new PeftRegistry(
-            [new Backbones.Gpt2.Gpt2Architecture(), new ImpostorGpt2()], []));
+            [new global::Peft.Backbones.Gpt2.Gpt2Architecture(), new ImpostorGpt2()], []));
         Assert.Contains(nameof(ImpostorGpt2), error.Message);
-        Assert.Contains(nameof(Backbones.Gpt2.Gpt2Architecture), error.Message);
+        Assert.Contains(nameof(global::Peft.Backbones.Gpt2.Gpt2Architecture), error.Message);
     }
 
     private sealed class ImpostorGpt2 : IArchitecture

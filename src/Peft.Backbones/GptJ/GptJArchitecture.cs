@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.GptJ;
+
+/// <summary>The GPT-J architecture plugin (<c>model_type: "gptj"</c>).</summary>
+[DefaultLoraTargets("q_proj", "v_proj")]
+public sealed partial class GptJArchitecture : IArchitecture
+{
+    /// <inheritdoc />
+    public string ModelType => "gptj";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.CausalLM, TaskType.SequenceClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<GptJConfig>(json, source);
+        if (config.NEmbd % config.NHead != 0)
+        {
+            throw new ModelConfigException($"{source}: n_embd ({config.NEmbd}) must be divisible by n_head ({config.NHead}).");
+        }
+        if (config.RotaryDim % 2 != 0 || config.RotaryDim > config.HeadDim)
+        {
+            throw new ModelConfigException($"{source} at key 'rotary_dim': {config.RotaryDim} must be even and at most the head size {config.HeadDim}.");
+        }
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var gptj = (GptJConfig)config;
+        if (task == TaskType.CausalLM) return new GptJForCausalLM(gptj);
+        if (task == TaskType.SequenceClassification) return new GptJForSequenceClassification(gptj);
+        throw new NotSupportedException($"GPT-J has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.GptNeoX;
+
+/// <summary>The GPT-NeoX architecture plugin (<c>model_type: "gpt_neox"</c>).</summary>
+[DefaultLoraTargets("query_key_value")]
+public sealed partial class GptNeoXArchitecture : IArchitecture
+{
+    /// <inheritdoc />
+    public string ModelType => "gpt_neox";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } =
+        [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<GptNeoXConfig>(json, source);
+        if (config.HiddenSize % config.NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source}: hidden_size ({config.HiddenSize}) must be divisible by num_attention_heads ({config.NumAttentionHeads}).");
+        }
+        config.ResolveRope(source);
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var neox = (GptNeoXConfig)config;
+        if (task == TaskType.CausalLM) return new GptNeoXForCausalLM(neox);
+        if (task == TaskType.SequenceClassification) return new GptNeoXForSequenceClassification(neox);
+        if (task == TaskType.TokenClassification) return new GptNeoXForTokenClassification(neox);
+        throw new NotSupportedException($"GPT-NeoX has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

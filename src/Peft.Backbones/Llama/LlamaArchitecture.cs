@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.Llama;
+
+/// <summary>The Llama architecture plugin (<c>model_type: "llama"</c>).</summary>
+[DefaultLoraTargets("q_proj", "v_proj")]
+public sealed partial class LlamaArchitecture : IArchitecture
+{
+    /// <inheritdoc />
+    public string ModelType => "llama";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } =
+        [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<LlamaConfig>(json, source);
+        if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source}: num_attention_heads ({config.NumAttentionHeads}) must be a multiple of num_key_value_heads ({config.NumKeyValueHeads}).");
+        }
+        config.ResolveRope(source);
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var llama = (LlamaConfig)config;
+        if (task == TaskType.CausalLM) return new LlamaForCausalLM(llama);
+        if (task == TaskType.SequenceClassification) return new LlamaForSequenceClassification(llama);
+        if (task == TaskType.TokenClassification) return new LlamaForTokenClassification(llama);
+        throw new NotSupportedException($"Llama has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

@@ -1,0 +1,84 @@
+// Llama decoder stack, following transformers' models/llama/modeling_llama.py.
+using Peft.Backbones.Shared;
+using Peft.Layers;
+using Peft.Modeling;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Backbones.Llama;
+
+/// <summary>One pre-norm decoder layer: RMSNorm → attention → residual, RMSNorm → MLP → residual.</summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly LlamaAttention self_attn;
+    private readonly LlamaMlp mlp;
+    private readonly LlamaRmsNorm input_layernorm;
+    private readonly LlamaRmsNorm post_attention_layernorm;
+
+    /// <summary>A layer sized by the config.</summary>
+    public LlamaDecoderLayer(LlamaConfig config) : base("LlamaDecoderLayer")
+    {
+        self_attn = new LlamaAttention(config);
+        mlp = new LlamaMlp(config);
+        input_layernorm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps);
+        post_attention_layernorm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps);
+        RegisterComponents();
+    }
+
+    /// <summary>(B, T, C) → (B, T, C).</summary>
+    public Tensor forward(Tensor hidden, Tensor mask, Tensor cos, Tensor sin, KeyValueCache? cache, int layerIndex)
+    {
+        using var scope = torch.NewDisposeScope();
+        hidden = hidden + self_attn.forward(input_layernorm.call(hidden), mask, cos, sin, cache, layerIndex);
+        hidden = hidden + mlp.call(post_attention_layernorm.call(hidden));
+        return hidden.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The bare Llama model (<c>model</c> in every head): token embedding, decoder layers, final norm.</summary>
+[TargetModules("embed_tokens")]
+public sealed partial class LlamaModel : nn.Module
+{
+    private nn.Module<Tensor, Tensor> embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly LlamaRmsNorm norm;
+    private readonly RotaryEmbedding rotary_emb;
+
+    /// <summary>A randomly initialised model of the config's sizes.</summary>
+    public LlamaModel(LlamaConfig config) : base("LlamaModel")
+    {
+        Config = config;
+        embed_tokens = Embeddings.Create(config.VocabSize, config.HiddenSize, config.PadTokenId);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray());
+        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps);
+        rotary_emb = new RotaryEmbedding("LlamaRotaryEmbedding", config.HeadDim, config.ResolveRope());
+        RegisterComponents();
+    }
+
+    /// <summary>The config the model was built from.</summary>
+    public LlamaConfig Config { get; }
+
+    /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
+    public nn.Module<Tensor, Tensor> TokenEmbedding => embed_tokens;
+
+    /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
+    /// <param name="inputs">Ids or embeddings, padding mask (which may cover cached positions too), position ids.</param>
+    /// <param name="cache">Earlier keys/values (generation cache or prefixes), appended to as the layers run.</param>
+    public Tensor forward(ModelInputs inputs, KeyValueCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hidden = inputs.InputsEmbeds ?? embed_tokens.call(inputs.InputIds ?? throw new ArgumentException("Llama needs input_ids or inputs_embeds."));
+        var (batch, length) = (hidden.shape[0], hidden.shape[1]);
+        var past = cache?.Length ?? 0;
+        var positions = inputs.PositionIds ?? torch.arange(past, past + length, device: hidden.device).unsqueeze(0);
+        var (cos, sin) = rotary_emb.forward(positions, hidden.dtype);       // (B, T, rotary)
+
+        var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            hidden = layers[i].forward(hidden, mask, cos, sin, cache, i);
+        }
+        return norm.call(hidden).MoveToOuterDisposeScope();
+    }
+}
