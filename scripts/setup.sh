@@ -19,3 +19,6 @@ if [ ! -d /usr/share/games/fortunes ] || [ -z "$(ls /usr/share/games/fortunes 2>
 fi
 
 dotnet restore Peft.sln --verbosity quiet
+
+# The packages samples/ build against (artifacts/packages, a fresh 0.1.0-dev.<unix time> each run).
+bash scripts/pack.sh

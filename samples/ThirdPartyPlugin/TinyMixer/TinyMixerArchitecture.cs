@@ -1,0 +1,47 @@
+using System.Text.Json;
+using Peft;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace ThirdPartyPlugin.TinyMixer;
+
+/// <summary>
+/// The tiny-mixer architecture plugin (<c>model_type: "tiny-mixer"</c>). Register it with
+/// <c>services.AddPeft(p =&gt; p.AddBackbone&lt;TinyMixerArchitecture&gt;())</c>.
+/// </summary>
+/// <remarks>
+/// <c>[DefaultLoraTargets]</c> makes the source generator write <see cref="IArchitecture.DefaultLoraTargets"/>:
+/// the modules LoRA (and any method that keeps the default) targets when a config names none.
+/// </remarks>
+[DefaultLoraTargets("mix_proj", "fc_in", "fc_out")]
+public sealed partial class TinyMixerArchitecture : IArchitecture
+{
+    /// <summary>The <c>model_type</c> this plugin owns.</summary>
+    public const string Type = "tiny-mixer";
+
+    /// <inheritdoc />
+    public string ModelType => Type;
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SequenceClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<TinyMixerConfig>(json, source);
+        if (config.VocabSize <= 0) throw new ModelConfigException($"{source}: 'vocab_size' must be positive, got {config.VocabSize}.");
+        if (config.HiddenSize <= 0) throw new ModelConfigException($"{source}: 'hidden_size' must be positive, got {config.HiddenSize}.");
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        if (config is not TinyMixerConfig mixer)
+        {
+            throw new ArgumentException($"tiny-mixer builds from a {nameof(TinyMixerConfig)}, not a {config.GetType().Name}.", nameof(config));
+        }
+        if (task == TaskType.SequenceClassification) return new TinyMixerForSequenceClassification(mixer);
+        throw new NotSupportedException($"tiny-mixer has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

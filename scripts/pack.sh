@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Packs every packable project of Peft.sln into artifacts/packages with a version of its own
+# (0.1.0-dev.<unix time>), so that NuGet's global cache never serves a stale build to a project
+# that takes the packages from there (samples/ use the floating version 0.1.0-dev.*).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=artifacts/packages
+version="0.1.0-dev.$(date +%s)"
+rm -rf "$out"
+mkdir -p "$out"
+# PackageVersion only: the assemblies keep Version 0.1.0, so this build and `dotnet test`'s are one.
+dotnet pack Peft.sln -c Release -o "$out" -p:PackageVersion="$version" --nologo --verbosity quiet
+echo "pack: $(ls "$out" | wc -l) packages, version $version, in $out"
