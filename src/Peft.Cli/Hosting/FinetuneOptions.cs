@@ -27,7 +27,7 @@ public sealed class FinetuneOptions
     public string? TargetModules { get; set; }
 
     /// <summary>Passes over the training set.</summary>
-    public int Epochs { get; set; } = 4;
+    public int Epochs { get; set; } = 3;
 
     /// <summary>Examples per batch.</summary>
     public int BatchSize { get; set; } = 32;
@@ -72,7 +72,7 @@ public sealed class FinetuneOptions
     public string? Categories { get; set; }
 
     /// <summary>At most this many examples per label (0: all), to bound the run time.</summary>
-    public int MaxExamplesPerLabel { get; set; } = 600;
+    public int MaxExamplesPerLabel { get; set; } = 400;
 
     /// <summary>The methods to run, parsed.</summary>
     public IReadOnlyList<string> MethodList => Methods.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
