@@ -86,6 +86,8 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                     var batchLoss = output.Loss ?? throw new InvalidOperationException("The model returned no loss: do the inputs carry labels?");
                     (batchLoss / group.Count).backward();
                     loss += batchLoss.item<float>() / group.Count;
+                    // A cache (prefix tuning hands its prefixes in as one) lives outside dispose scopes.
+                    output.PastKeyValues?.Dispose();
                     examplesSeen += batch.Length;
                 }
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
@@ -127,6 +129,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
             using var scope = torch.NewDisposeScope();
             var inputs = collate(batch);
             var output = model.call(inputs);
+            output.PastKeyValues?.Dispose();
             if (output.Loss is { } loss) lossSum += loss.item<float>() * batch.Length;
             if (inputs.Labels is { } labels && output.Logits.dim() == labels.dim() + 1 && output.Logits.shape[..^1].SequenceEqual(labels.shape))
             {
