@@ -1,5 +1,4 @@
 // GPT-J task heads, following transformers' models/gptj/modeling_gptj.py.
-using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,5 +1,4 @@
 // GPT-NeoX task heads, following transformers' models/gpt_neox/modeling_gpt_neox.py.
-using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;

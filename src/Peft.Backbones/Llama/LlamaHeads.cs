@@ -1,6 +1,5 @@
 // Llama task heads, following transformers' models/llama/modeling_llama.py and the generic
 // sequence/token classification heads of transformers' modeling_layers.py.
-using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;

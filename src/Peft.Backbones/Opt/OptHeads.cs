@@ -107,24 +107,7 @@ public sealed partial class OptForSequenceClassification : OptPreTrainedModel
         using var scope = torch.NewDisposeScope();
         var (hidden, cache) = RunDecoder(inputs);
         var logits = score.call(hidden);                                     // (B, T, labels)
-        var batch = logits.shape[0];
-        Tensor last;
-        if (inputs.InputIds is { } ids && Config.PadTokenId is { } pad)
-        {
-            // The rightmost token that is not padding (transformers' rule, which also handles left padding).
-            var positions = torch.arange(ids.shape[^1], device: ids.device);
-            last = (positions * ids.ne(pad).to(ScalarType.Int64)).argmax(-1);
-        }
-        else
-        {
-            if (Config.PadTokenId is null && batch != 1)
-            {
-                throw new InvalidOperationException("OPT cannot classify batches of more than one sequence without pad_token_id in config.json.");
-            }
-            // No pad id, or embeddings instead of ids: the last position, as the reference does.
-            last = torch.full(batch, logits.shape[1] - 1, ScalarType.Int64, logits.device);
-        }
-        var pooled = logits[torch.arange(batch, device: logits.device), last];
+        var pooled = SequencePooling.LastToken(logits, inputs.InputIds, Config.PadTokenId, "OPT");
         var loss = inputs.Labels is null ? null : Losses.SequenceClassification(pooled, inputs.Labels, Config.NumLabels);
         return new ModelOutputs { Logits = pooled.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope(), PastKeyValues = cache };
     }

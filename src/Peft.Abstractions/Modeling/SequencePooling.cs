@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Peft.Backbones.Shared;
+namespace Peft.Modeling;
 
 /// <summary>How decoder-only models pick the token that classifies a sequence (transformers' rule).</summary>
 public static class SequencePooling
