@@ -29,6 +29,7 @@ public sealed partial class FinetuneCommand(
         var settings = options.Value;
         torch.set_num_threads(Environment.ProcessorCount);
 
+        if (settings.IsCausalLM) return Task.FromResult(RunCausalLM(settings, cancellationToken));
         var modelDirectory = settings.Model is { Length: > 0 } given ? given : ConvertDefaultModel();
         var vocabulary = Path.Combine(modelDirectory, "vocab.txt");
         if (!File.Exists(vocabulary))
@@ -50,20 +51,61 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, modelDirectory, data.Labels, train, test, Collate, cancellationToken);
+            var result = RunMethod(method, settings, () => LoadClassifier(modelDirectory, data.Labels, settings.Seed), train, test, Collate, nextToken: false, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
-        if (results.Count == 0) return Task.FromResult(130);
+        return Task.FromResult(Report(results, settings,
+            $"{Path.GetFileName(modelDirectory.TrimEnd('/'))} on {data.Source}, {data.Train.Count} train / {data.Test.Count} test examples, {settings.Epochs} epochs"));
+    }
 
+    /// <summary>
+    /// Causal-LM fine-tuning on prompt + completion pairs: the completion tokens are learned, the
+    /// prompt's are not; accuracy is next-token accuracy on the held-out completions.
+    /// </summary>
+    private int RunCausalLM(FinetuneOptions settings, CancellationToken cancellationToken)
+    {
+        var modelDirectory = settings.Model!;
+        var tokenizer = CausalLmExamples.LoadTokenizer(modelDirectory);
+        var pairs = DataFileReader.ReadPromptCompletion(settings.Data!, settings.OnBadLine, warning => LogBadLine(logger, warning)).ToArray();
+        new Random(settings.Seed).Shuffle(pairs);
+        var testCount = Math.Max(1, (int)Math.Round(pairs.Length * settings.TestFraction));
+        if (pairs.Length - testCount < 1) throw new CommandLineException($"{settings.Data}: {pairs.Length} example(s) cannot be split into training and test sets.");
+        var test = CausalLmExamples.Encode(tokenizer, pairs[..testCount], settings.MaxLength);
+        var train = CausalLmExamples.Encode(tokenizer, pairs[testCount..], settings.MaxLength);
+        var (_, config) = models.ReadConfig(modelDirectory);
+        long pad = config.PadTokenId ?? (config.EosTokenIds.Count > 0 ? config.EosTokenIds[0] : 0);
+        ModelInputs Collate(IReadOnlyList<CausalExample> batch) => CausalLmExamples.Collate(batch, pad);
+
+        console.MarkupLineInterpolated($"[bold]Model[/] {modelDirectory} (causal LM)");
+        console.MarkupLineInterpolated($"[bold]Data[/]  {settings.Data}: {train.Count} training and {test.Count} test pairs");
+        Directory.CreateDirectory(settings.Output);
+        var results = new List<MethodResult>();
+        foreach (var method in settings.MethodList)
+        {
+            if (cancellationToken.IsCancellationRequested) break;
+            var result = RunMethod(method, settings, () => LoadCausalLM(modelDirectory, settings.Seed), train, test, Collate, nextToken: true, cancellationToken);
+            results.Add(result);
+            if (result.Training.Cancelled) break;
+        }
+        return Report(results, settings, $"{Path.GetFileName(modelDirectory.TrimEnd('/'))} on {settings.Data}, {train.Count} train / {test.Count} test pairs, {settings.Epochs} epochs");
+    }
+
+    private int Report(IReadOnlyList<MethodResult> results, FinetuneOptions settings, string heading)
+    {
+        if (results.Count == 0) return 130;
         console.Write(ResultsReport.ToTable(results));
-        var markdown = ResultsReport.ToMarkdown(results,
-            $"{Path.GetFileName(modelDirectory.TrimEnd('/'))} on {data.Source}, {data.Train.Count} train / {data.Test.Count} test examples, {settings.Epochs} epochs");
-        File.WriteAllText(Path.Combine(settings.Output, "results.md"), markdown);
+        File.WriteAllText(Path.Combine(settings.Output, "results.md"), ResultsReport.ToMarkdown(results, heading));
         var chart = Path.Combine(settings.Output, "training.png");
         TrainingChart.Save(results, chart);
         console.MarkupLineInterpolated($"Adapter in [bold]{Path.Combine(settings.Output, "lora-adapter")}[/], table in results.md, chart in {chart}");
-        return Task.FromResult(results.Any(r => r.Training.Cancelled) ? 130 : 0);
+        return results.Any(r => r.Training.Cancelled) ? 130 : 0;
+    }
+
+    private PreTrainedModel LoadCausalLM(string modelDirectory, int seed)
+    {
+        torch.manual_seed(seed);
+        return models.LoadPretrained(modelDirectory, TaskType.CausalLM);
     }
 
     private string ConvertDefaultModel()
@@ -85,18 +127,18 @@ public sealed partial class FinetuneCommand(
         return ClassificationData.FromFortunes(categories, settings.Seed, 0.2, settings.MaxExamplesPerLabel);
     }
 
-    private MethodResult RunMethod(string method, FinetuneOptions settings, string modelDirectory, IReadOnlyList<string> labels,
-        IReadOnlyList<EncodedExample> train, IReadOnlyList<EncodedExample> test, Func<IReadOnlyList<EncodedExample>, ModelInputs> collate,
+    private MethodResult RunMethod<TExample>(string method, FinetuneOptions settings, Func<PreTrainedModel> load,
+        IReadOnlyList<TExample> train, IReadOnlyList<TExample> test, Func<IReadOnlyList<TExample>, ModelInputs> collate, bool nextToken,
         CancellationToken cancellationToken)
     {
-        var model = LoadClassifier(modelDirectory, labels, settings.Seed);
+        var model = load();
         PeftModel? peft = null;
         ITrainable trainable;
         double learningRate;
         switch (method)
         {
             case "lora":
-                peft = models.GetPeftModel(model, LoraFor(settings));
+                peft = models.GetPeftModel(model, LoraFor(settings, model.Task));
                 trainable = Trainables.Adapter(peft);
                 learningRate = settings.LearningRate;
                 break;
@@ -119,6 +161,7 @@ public sealed partial class FinetuneCommand(
             MaxGradNorm = settings.MaxGradNorm,
             Seed = settings.Seed,
             OutputDirectory = Path.Combine(settings.Output, "checkpoints", method),
+            NextTokenAccuracy = nextToken,
         };
 
         var clock = Stopwatch.StartNew();
@@ -143,7 +186,7 @@ public sealed partial class FinetuneCommand(
         clock.Stop();
 
         var module = (torch.nn.Module<ModelInputs, ModelOutputs>?)peft ?? model;
-        var accuracy = Trainer.Evaluate(module, test, collate, settings.BatchSize).Accuracy;
+        var accuracy = Trainer.Evaluate(module, test, collate, settings.BatchSize, nextToken).Accuracy;
         var (trainableCount, allCount) = Count(peft, model);
         long checkpointBytes;
         double? reloaded = null;
@@ -153,8 +196,8 @@ public sealed partial class FinetuneCommand(
             peft.SavePretrained(adapterDirectory);
             checkpointBytes = new FileInfo(Path.Combine(adapterDirectory, "adapter_model.safetensors")).Length;
             // The saved adapter, in a fresh model, must give the same predictions.
-            var fresh = models.FromPretrained(LoadClassifier(modelDirectory, labels, settings.Seed + 1), adapterDirectory);
-            reloaded = Trainer.Evaluate(fresh, test, collate, settings.BatchSize).Accuracy;
+            var fresh = models.FromPretrained(load(), adapterDirectory);
+            reloaded = Trainer.Evaluate(fresh, test, collate, settings.BatchSize, nextToken).Accuracy;
         }
         else
         {
@@ -172,17 +215,24 @@ public sealed partial class FinetuneCommand(
             config => config with { NumLabelsValue = labels.Count, Id2Label = id2label });
     }
 
-    private static LoraConfig LoraFor(FinetuneOptions settings) => new()
+    /// <summary>
+    /// LoRA as the command trains it: the given targets, else for classification every encoder
+    /// projection (query, key, value, dense), else the architecture's default targets.
+    /// </summary>
+    private static LoraConfig LoraFor(FinetuneOptions settings, TaskType task)
     {
-        TaskType = TaskType.SequenceClassification,
-        R = settings.Rank,
-        LoraAlpha = settings.Alpha,
-        LoraDropout = settings.Dropout,
-        TargetModules = TargetModules.FromNames(settings.TargetModules is { Length: > 0 } names
-            ? names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            : ["query", "key", "value", "dense"]),
-        ModulesToSave = ["classifier"],
-    };
+        IReadOnlyList<string>? names = settings.TargetModules is { Length: > 0 } given
+            ? given.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : task == TaskType.SequenceClassification ? ["query", "key", "value", "dense"] : null;
+        return new LoraConfig
+        {
+            TaskType = task,
+            R = settings.Rank,
+            LoraAlpha = settings.Alpha,
+            LoraDropout = settings.Dropout,
+            TargetModules = names is null ? null : TargetModules.FromNames(names),
+        };
+    }
 
     private static (long Trainable, long All) Count(PeftModel? peft, PreTrainedModel model)
     {

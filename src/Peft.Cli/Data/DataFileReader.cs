@@ -16,8 +16,8 @@ public enum BadLinePolicy
 public sealed class DataFileException(string message) : Exception(message);
 
 /// <summary>
-/// Reads <c>--data</c> files: JSONL (one object per line with <c>text</c> and <c>label</c>) or CSV
-/// (a header naming <c>text</c> and <c>label</c> columns, RFC 4180 quoting).
+/// Reads <c>--data</c> files: JSONL (one object per line with <c>text</c> and <c>label</c>, or
+/// <c>prompt</c> and <c>completion</c>) or CSV (a header naming those columns, RFC 4180 quoting).
 /// </summary>
 public static class DataFileReader
 {
@@ -26,16 +26,8 @@ public static class DataFileReader
     public static (IReadOnlyList<string> Labels, IReadOnlyList<(string Text, string Label)> Rows) ReadLabelled(
         string path, BadLinePolicy policy, Action<string> warn, IReadOnlyList<string>? knownLabels = null)
     {
-        if (!File.Exists(path)) throw new DataFileException($"{path}: not found.");
         var rows = new List<(string, string)>();
-        var extension = Path.GetExtension(path).ToLowerInvariant();
-        IEnumerable<(int Line, string? Text, string? Label, string? Problem)> records = extension switch
-        {
-            ".jsonl" or ".json" => ReadJsonLines(path),
-            ".csv" => ReadCsv(path),
-            _ => throw new DataFileException($"{path}: unknown format '{extension}'; use .jsonl or .csv."),
-        };
-        foreach (var (line, text, label, problem) in records)
+        foreach (var (line, text, label, problem) in ReadPairs(path, "text", "label"))
         {
             var error = problem
                 ?? (string.IsNullOrWhiteSpace(text) ? "empty 'text'" : null)
@@ -56,7 +48,42 @@ public static class DataFileReader
         return (labels, rows);
     }
 
-    private static IEnumerable<(int, string?, string?, string?)> ReadJsonLines(string path)
+    /// <summary>Reads prompt + completion pairs (for causal-LM fine-tuning); unreadable lines follow <paramref name="policy"/>.</summary>
+    /// <exception cref="DataFileException">The file is missing or has no usable pair, or a line is bad under <see cref="BadLinePolicy.Fail"/>.</exception>
+    public static IReadOnlyList<(string Prompt, string Completion)> ReadPromptCompletion(string path, BadLinePolicy policy, Action<string> warn)
+    {
+        var pairs = new List<(string, string)>();
+        foreach (var (line, prompt, completion, problem) in ReadPairs(path, "prompt", "completion"))
+        {
+            var error = problem
+                ?? (prompt is null ? "missing 'prompt'" : null)
+                ?? (string.IsNullOrEmpty(completion) ? "empty 'completion'" : null);
+            if (error is not null)
+            {
+                var message = $"{path}:{line}: {error}";
+                if (policy == BadLinePolicy.Fail) throw new DataFileException(message);
+                warn(message + " (skipped)");
+                continue;
+            }
+            pairs.Add((prompt!, completion!));
+        }
+        if (pairs.Count == 0) throw new DataFileException($"{path}: no usable examples.");
+        return pairs;
+    }
+
+    /// <summary>The two named fields of every record, with its line number and what is wrong with it, if anything.</summary>
+    private static IEnumerable<(int Line, string? First, string? Second, string? Problem)> ReadPairs(string path, string first, string second)
+    {
+        if (!File.Exists(path)) throw new DataFileException($"{path}: not found.");
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".jsonl" or ".json" => ReadJsonLines(path, first, second),
+            ".csv" => ReadCsv(path, first, second),
+            var extension => throw new DataFileException($"{path}: unknown format '{extension}'; use .jsonl or .csv."),
+        };
+    }
+
+    private static IEnumerable<(int, string?, string?, string?)> ReadJsonLines(string path, string first, string second)
     {
         int number = 0;
         foreach (var line in File.ReadLines(path))
@@ -71,8 +98,8 @@ public static class DataFileReader
                 if (root.ValueKind != JsonValueKind.Object) problem = "not a JSON object";
                 else
                 {
-                    text = root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-                    label = root.TryGetProperty("label", out var l) ? l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString() : null;
+                    text = root.TryGetProperty(first, out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+                    label = root.TryGetProperty(second, out var l) ? l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString() : null;
                 }
             }
             catch (JsonException e)
@@ -83,15 +110,15 @@ public static class DataFileReader
         }
     }
 
-    private static IEnumerable<(int, string?, string?, string?)> ReadCsv(string path)
+    private static IEnumerable<(int, string?, string?, string?)> ReadCsv(string path, string first, string second)
     {
         using var reader = new StreamReader(path, Encoding.UTF8);
         int number = 0;
         var header = ReadRecord(reader, ref number);
         if (header is null) throw new DataFileException($"{path}: empty file.");
-        var textColumn = header.FindIndex(h => h.Trim().Equals("text", StringComparison.OrdinalIgnoreCase));
-        var labelColumn = header.FindIndex(h => h.Trim().Equals("label", StringComparison.OrdinalIgnoreCase));
-        if (textColumn < 0 || labelColumn < 0) throw new DataFileException($"{path}:1: the header must name 'text' and 'label' columns.");
+        var textColumn = header.FindIndex(h => h.Trim().Equals(first, StringComparison.OrdinalIgnoreCase));
+        var labelColumn = header.FindIndex(h => h.Trim().Equals(second, StringComparison.OrdinalIgnoreCase));
+        if (textColumn < 0 || labelColumn < 0) throw new DataFileException($"{path}:1: the header must name '{first}' and '{second}' columns.");
         while (true)
         {
             var start = number + 1;

@@ -13,7 +13,7 @@ public static class CommandLine
     /// <summary>The commands and the options each accepts (as <c>--kebab-case</c>).</summary>
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Commands = new Dictionary<string, IReadOnlyList<string>>
     {
-        ["finetune"] = ["model", "data", "methods", "rank", "alpha", "dropout", "target-modules", "epochs", "batch-size", "learning-rate",
+        ["finetune"] = ["model", "data", "task", "methods", "rank", "alpha", "dropout", "target-modules", "epochs", "batch-size", "learning-rate",
                         "probe-learning-rate", "full-learning-rate", "warmup-ratio", "gradient-accumulation", "max-grad-norm", "max-length",
                         "test-fraction", "seed", "output", "resume", "on-bad-line", "categories", "max-examples-per-label"],
         ["evaluate"] = ["model", "adapter", "data", "batch-size", "max-length", "on-bad-line", "labels"],

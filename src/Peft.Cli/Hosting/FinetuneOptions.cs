@@ -8,7 +8,13 @@ public sealed class FinetuneOptions
     /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2.</summary>
     public string? Model { get; set; }
 
-    /// <summary>A JSONL or CSV file of text + label; empty for the fortunes corpus.</summary>
+    /// <summary>"classification" (text + label) or "causal-lm" (prompt + completion, a model with vocab.json + merges.txt).</summary>
+    public string Task { get; set; } = "classification";
+
+    /// <summary>True for causal-LM fine-tuning.</summary>
+    public bool IsCausalLM => Task == "causal-lm";
+
+    /// <summary>A JSONL or CSV file of text + label (or prompt + completion); empty for the fortunes corpus.</summary>
     public string? Data { get; set; }
 
     /// <summary>Comma-separated: lora, probe (frozen encoder + head), full.</summary>
@@ -85,6 +91,10 @@ public sealed class FinetuneOptions
             if (method is not ("lora" or "probe" or "full")) yield return $"--methods: unknown method '{method}' (use lora, probe, full)";
         }
         if (MethodList.Count == 0) yield return "--methods: name at least one of lora, probe, full";
+        if (Task is not ("classification" or "causal-lm")) yield return $"--task: unknown task '{Task}' (use classification or causal-lm)";
+        if (IsCausalLM && MethodList.Contains("probe")) yield return "--methods: a linear probe needs a classification head; with --task causal-lm use lora and/or full";
+        if (IsCausalLM && string.IsNullOrEmpty(Data)) yield return "--task causal-lm needs --data with prompt and completion fields";
+        if (IsCausalLM && string.IsNullOrEmpty(Model)) yield return "--task causal-lm needs --model (a causal LM directory with vocab.json and merges.txt)";
         if (Rank <= 0) yield return $"--rank must be positive, got {Rank}";
         if (Epochs <= 0) yield return $"--epochs must be positive, got {Epochs}";
         if (BatchSize <= 0) yield return $"--batch-size must be positive, got {BatchSize}";

@@ -100,7 +100,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
             state.Epoch = epoch;
             if (evaluation is { Count: > 0 })
             {
-                var result = Evaluate(trainable.Module, evaluation, collate, options.BatchSize);
+                var result = Evaluate(trainable.Module, evaluation, collate, options.BatchSize, options.NextTokenAccuracy);
                 state.Evaluations.Add(result);
                 LogEvaluated(_logger, epoch, result.Loss, result.Accuracy);
                 progress?.Report(new TrainingProgress(epoch, state.Step, totalSteps, state.StepLosses[^1], 0, examplesSeen / clock.Elapsed.TotalSeconds, result));
@@ -117,8 +117,13 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
     }
 
     /// <summary>Mean loss and accuracy of <paramref name="model"/> on <paramref name="examples"/>, in eval mode without gradients.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="examples">The examples.</param>
+    /// <param name="collate">Turns a batch into inputs with labels.</param>
+    /// <param name="batchSize">Examples per forward pass.</param>
+    /// <param name="nextToken">Language models: logits at t are scored against the label at t + 1.</param>
     public static EvaluationResult Evaluate<TExample>(nn.Module<ModelInputs, ModelOutputs> model, IReadOnlyList<TExample> examples,
-        Func<IReadOnlyList<TExample>, ModelInputs> collate, int batchSize)
+        Func<IReadOnlyList<TExample>, ModelInputs> collate, int batchSize, bool nextToken = false)
     {
         model.eval();
         using var noGrad = torch.no_grad();
@@ -133,8 +138,14 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
             if (output.Loss is { } loss) lossSum += loss.item<float>() * batch.Length;
             if (inputs.Labels is { } labels && output.Logits.dim() == labels.dim() + 1 && output.Logits.shape[..^1].SequenceEqual(labels.shape))
             {
+                var predicted = output.Logits.argmax(-1);
+                if (nextToken)
+                {
+                    predicted = predicted[.., ..^1];
+                    labels = labels[.., 1..];
+                }
                 var kept = labels.ne(Losses.IgnoreIndex);
-                correct += output.Logits.argmax(-1).eq(labels).logical_and(kept).sum().item<long>();
+                correct += predicted.eq(labels).logical_and(kept).sum().item<long>();
                 counted += kept.sum().item<long>();
             }
         }

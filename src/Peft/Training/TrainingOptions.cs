@@ -27,6 +27,9 @@ public sealed record TrainingOptions
     /// <summary>Seed of the shuffling (each epoch's order is a function of the seed and the epoch).</summary>
     public int Seed { get; init; } = 42;
 
+    /// <summary>Language models: evaluation scores the prediction at t against the label at t + 1.</summary>
+    public bool NextTokenAccuracy { get; init; }
+
     /// <summary>Where each epoch's checkpoint goes (<c>checkpoint-epoch-N</c>); null writes none.</summary>
     public string? OutputDirectory { get; init; }
 
