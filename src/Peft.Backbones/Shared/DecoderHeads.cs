@@ -50,14 +50,11 @@ public sealed record DecoderHeadFacts(
 /// <summary>Shared plumbing of the decoder heads: the stack, registered under its Hugging Face name, and the cache.</summary>
 public abstract class DecoderPreTrainedModel : PreTrainedModel
 {
-    /// <summary>Registers <paramref name="stack"/> as <see cref="DecoderHeadFacts.StackName"/>.</summary>
-    protected DecoderPreTrainedModel(string name, ModelConfig config, TaskType task, DecoderHeadFacts facts, IDecoderStack stack)
+    /// <summary>Sets the facts; the head's constructor ends with <see cref="RegisterHeadsThenStack"/>.</summary>
+    protected DecoderPreTrainedModel(string name, ModelConfig config, TaskType task, DecoderHeadFacts facts)
         : base(name, config, task)
     {
         Facts = facts;
-        // Registered by hand under the family's name; no field holds it, since TorchSharp would
-        // register a field a second time under the field's own name.
-        register_module(facts.StackName, stack as nn.Module ?? throw new ArgumentException("The stack must be a module.", nameof(stack)));
     }
 
     /// <summary>The architecture's head facts.</summary>
@@ -65,6 +62,18 @@ public abstract class DecoderPreTrainedModel : PreTrainedModel
 
     /// <summary>The decoder stack.</summary>
     protected IDecoderStack Stack => (IDecoderStack)_internal_submodules[Facts.StackName];
+
+    /// <summary>
+    /// Registers the head's fields, then the stack under <see cref="DecoderHeadFacts.StackName"/>: the
+    /// heads come first in the state dict, so that loading a checkpoint into a tied head's shared
+    /// weight leaves the embedding's value in it.
+    /// </summary>
+    /// <remarks>No field holds the stack: TorchSharp's RegisterComponents would register it a second time under the field's name.</remarks>
+    protected void RegisterHeadsThenStack(IDecoderStack stack)
+    {
+        RegisterComponents();
+        register_module(Facts.StackName, stack as nn.Module ?? throw new ArgumentException("The stack must be a module.", nameof(stack)));
+    }
 
     /// <inheritdoc />
     public override nn.Module<Tensor, Tensor> InputEmbeddings => Stack.TokenEmbedding;
@@ -97,19 +106,21 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel
 
     /// <summary>A randomly initialised model.</summary>
     public DecoderForCausalLM(ModelConfig config, DecoderHeadFacts facts, IDecoderStack stack)
-        : base(facts.CausalLMClassName ?? $"{facts.ClassPrefix}ForCausalLM", config, TaskType.CausalLM, facts, stack)
+        : base(facts.CausalLMClassName ?? $"{facts.ClassPrefix}ForCausalLM", config, TaskType.CausalLM, facts)
     {
         _tied = config.TieWordEmbeddings;
         if (facts.LMHeadBias)
         {
             var head = nn.Linear(facts.HeadInputSize, config.VocabSize);
-            if (_tied) head.weight = (Parameter)EmbeddingWeight(InputEmbeddings);
+            if (_tied) head.weight = (Parameter)EmbeddingWeight(stack.TokenEmbedding);
             register_module(facts.LMHeadName, head);
         }
         else if (!_tied)
         {
             register_module(facts.LMHeadName, nn.Linear(facts.HeadInputSize, config.VocabSize, hasBias: false));
         }
+
+        RegisterHeadsThenStack(stack);
     }
 
     private nn.Module<Tensor, Tensor>? Head =>
@@ -167,10 +178,10 @@ public sealed partial class DecoderForSequenceClassification : DecoderPreTrained
 
     /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
     public DecoderForSequenceClassification(ModelConfig config, DecoderHeadFacts facts, IDecoderStack stack)
-        : base($"{facts.ClassPrefix}ForSequenceClassification", config, TaskType.SequenceClassification, facts, stack)
+        : base($"{facts.ClassPrefix}ForSequenceClassification", config, TaskType.SequenceClassification, facts)
     {
         score = nn.Linear(facts.HeadInputSize, config.NumLabels, hasBias: false);
-        RegisterComponents();
+        RegisterHeadsThenStack(stack);
     }
 
     /// <inheritdoc />
@@ -193,11 +204,11 @@ public sealed partial class DecoderForTokenClassification : DecoderPreTrainedMod
 
     /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
     public DecoderForTokenClassification(ModelConfig config, DecoderHeadFacts facts, IDecoderStack stack)
-        : base($"{facts.ClassPrefix}ForTokenClassification", config, TaskType.TokenClassification, facts, stack)
+        : base($"{facts.ClassPrefix}ForTokenClassification", config, TaskType.TokenClassification, facts)
     {
         dropout = nn.Dropout(facts.TokenClassifierDropout);
         classifier = nn.Linear(facts.HeadInputSize, config.NumLabels);
-        RegisterComponents();
+        RegisterHeadsThenStack(stack);
     }
 
     /// <inheritdoc />
@@ -220,11 +231,11 @@ public sealed partial class DecoderForTokenScoring : DecoderPreTrainedModel
 
     /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
     public DecoderForTokenScoring(ModelConfig config, DecoderHeadFacts facts, IDecoderStack stack)
-        : base($"{facts.ClassPrefix}ForTokenClassification", config, TaskType.TokenClassification, facts, stack)
+        : base($"{facts.ClassPrefix}ForTokenClassification", config, TaskType.TokenClassification, facts)
     {
         dropout = nn.Dropout(facts.TokenClassifierDropout);
         score = nn.Linear(facts.HeadInputSize, config.NumLabels);
-        RegisterComponents();
+        RegisterHeadsThenStack(stack);
     }
 
     /// <inheritdoc />
