@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -32,9 +33,16 @@ public sealed class BloomArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var bloom = (BloomConfig)config;
-        if (task == TaskType.CausalLM) return new BloomForCausalLM(bloom);
-        if (task == TaskType.SequenceClassification) return new BloomForSequenceClassification(bloom);
-        if (task == TaskType.TokenClassification) return new BloomForTokenClassification(bloom);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(bloom, HeadFacts(bloom), new BloomModel(bloom));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(bloom, HeadFacts(bloom), new BloomModel(bloom));
+        if (task == TaskType.TokenClassification) return new DecoderForTokenClassification(bloom, HeadFacts(bloom), new BloomModel(bloom));
         throw new NotSupportedException($"BLOOM has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of Bloom.</summary>
+    public static DecoderHeadFacts HeadFacts(BloomConfig c) =>
+        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.word_embeddings.weight", "BLOOM", "Bloom")
+        {
+            TokenClassifierDropout = c.ClassifierDropout ?? c.HiddenDropout,
+        };
 }

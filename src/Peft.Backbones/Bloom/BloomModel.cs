@@ -1,4 +1,5 @@
 // BLOOM decoder stack, following transformers' models/bloom/modeling_bloom.py.
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -39,7 +40,7 @@ public sealed class BloomBlock : nn.Module
 
 /// <summary>The bare BLOOM model (<c>transformer</c> in every head): embeddings and their norm, blocks, final norm.</summary>
 [TargetModules("word_embeddings")]
-public sealed partial class BloomModel : nn.Module
+public sealed partial class BloomModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private readonly LayerNorm word_embeddings_layernorm;

@@ -82,34 +82,52 @@ public static class DebertaLosses
     }
 }
 
-/// <summary>Shared plumbing of the DeBERTa heads: the <c>deberta</c> model.</summary>
+/// <summary>A DeBERTa or DeBERTa-v2 encoder (<c>deberta</c> in every head): word embedding in, last hidden state out.</summary>
+public interface IDebertaEncoder
+{
+    /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
+    nn.Module<Tensor, Tensor> WordEmbeddings { get; }
+
+    /// <summary>The last hidden state (B, T, C).</summary>
+    Tensor forward(ModelInputs inputs);
+}
+
+/// <summary>Shared plumbing of the DeBERTa and DeBERTa-v2 heads: the <c>deberta</c> encoder.</summary>
 public abstract class DebertaPreTrainedModel : PreTrainedModel
 {
-    /// <summary>Builds the encoder for a head.</summary>
+    private const string EncoderName = "deberta";
+
+    /// <summary>Sets the config; the head's constructor ends with <see cref="RegisterHeadsThenEncoder"/>.</summary>
     protected DebertaPreTrainedModel(string name, DebertaConfig config, TaskType task) : base(name, config, task)
     {
-        deberta = new DebertaModel(config);
+        Deberta = config;
     }
 
-#pragma warning disable IDE1006 // Hugging Face's module name
-    /// <summary>The encoder, registered as <c>deberta</c>.</summary>
-    protected readonly DebertaModel deberta;
-#pragma warning restore IDE1006
-
     /// <summary>The config.</summary>
-    public DebertaConfig Deberta => deberta.Config;
+    public DebertaConfig Deberta { get; }
+
+    /// <summary>The encoder.</summary>
+    protected IDebertaEncoder Encoder => (IDebertaEncoder)_internal_submodules[EncoderName];
 
     /// <inheritdoc />
-    public override nn.Module<Tensor, Tensor> InputEmbeddings => deberta.WordEmbeddings;
+    public override nn.Module<Tensor, Tensor> InputEmbeddings => Encoder.WordEmbeddings;
 
     /// <inheritdoc />
-    public override string BaseModelPrefix => "deberta";
+    public override string BaseModelPrefix => EncoderName;
 
     /// <inheritdoc />
     public override PromptLayout PromptLayout => new(Deberta.NumHiddenLayers, Deberta.NumAttentionHeads, Deberta.HeadDim, Deberta.HiddenSize);
+
+    /// <summary>Registers the head's fields, then the encoder as <c>deberta</c> (the heads come first in the state dict, as before).</summary>
+    /// <remarks>No field holds the encoder: TorchSharp's RegisterComponents would register it a second time under the field's name.</remarks>
+    protected void RegisterHeadsThenEncoder(IDebertaEncoder encoder)
+    {
+        RegisterComponents();
+        register_module(EncoderName, encoder as nn.Module ?? throw new ArgumentException("The encoder must be a module.", nameof(encoder)));
+    }
 }
 
-/// <summary>DeBERTa classifying a sequence from its pooled first token (<c>pooler</c>, <c>classifier</c>).</summary>
+/// <summary>DeBERTa (or DeBERTa-v2) classifying a sequence from its pooled first token (<c>pooler</c>, <c>classifier</c>).</summary>
 [TargetModules("classifier")]
 public sealed partial class DebertaForSequenceClassification : DebertaPreTrainedModel
 {
@@ -117,46 +135,56 @@ public sealed partial class DebertaForSequenceClassification : DebertaPreTrained
     private nn.Module<Tensor, Tensor> classifier;
     private readonly Dropout dropout;
 
-    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public DebertaForSequenceClassification(DebertaConfig config) : base("DebertaForSequenceClassification", config, TaskType.SequenceClassification)
+    /// <summary>A randomly initialised DeBERTa model with <c>num_labels</c> outputs.</summary>
+    public DebertaForSequenceClassification(DebertaConfig config) : this("DebertaForSequenceClassification", config, new DebertaModel(config))
+    {
+    }
+
+    /// <summary>A randomly initialised model over <paramref name="encoder"/> (DeBERTa-v2 passes its own), named <paramref name="name"/>.</summary>
+    public DebertaForSequenceClassification(string name, DebertaConfig config, IDebertaEncoder encoder) : base(name, config, TaskType.SequenceClassification)
     {
         pooler = new ContextPooler(config);
         classifier = nn.Linear(config.HiddenSize, config.NumLabels);          // the reference sizes it by hidden_size (ContextPooler.output_dim)
         dropout = nn.Dropout(config.ClsDropout ?? config.HiddenDropoutProb);
-        RegisterComponents();
+        RegisterHeadsThenEncoder(encoder);
     }
 
     /// <inheritdoc />
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = deberta.forward(inputs);
+        var hidden = Encoder.forward(inputs);
         var logits = classifier.call(dropout.call(pooler.call(hidden)));
         var loss = inputs.Labels is null ? null : DebertaLosses.SequenceClassification(logits, inputs.Labels, Config.NumLabels, Deberta.ProblemType);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
 }
 
-/// <summary>DeBERTa labelling every token (<c>classifier</c>).</summary>
+/// <summary>DeBERTa (or DeBERTa-v2) labelling every token (<c>classifier</c>).</summary>
 [TargetModules("classifier")]
 public sealed partial class DebertaForTokenClassification : DebertaPreTrainedModel
 {
     private readonly Dropout dropout;
     private nn.Module<Tensor, Tensor> classifier;
 
-    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public DebertaForTokenClassification(DebertaConfig config) : base("DebertaForTokenClassification", config, TaskType.TokenClassification)
+    /// <summary>A randomly initialised DeBERTa model with <c>num_labels</c> outputs.</summary>
+    public DebertaForTokenClassification(DebertaConfig config) : this("DebertaForTokenClassification", config, new DebertaModel(config))
+    {
+    }
+
+    /// <summary>A randomly initialised model over <paramref name="encoder"/> (DeBERTa-v2 passes its own), named <paramref name="name"/>.</summary>
+    public DebertaForTokenClassification(string name, DebertaConfig config, IDebertaEncoder encoder) : base(name, config, TaskType.TokenClassification)
     {
         dropout = nn.Dropout(config.HiddenDropoutProb);
         classifier = nn.Linear(config.HiddenSize, config.NumLabels);
-        RegisterComponents();
+        RegisterHeadsThenEncoder(encoder);
     }
 
     /// <inheritdoc />
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var logits = classifier.call(dropout.call(deberta.forward(inputs)));
+        var logits = classifier.call(dropout.call(Encoder.forward(inputs)));
         var loss = inputs.Labels is null ? null : Losses.TokenClassification(logits, inputs.Labels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }

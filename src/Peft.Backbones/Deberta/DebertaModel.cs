@@ -122,7 +122,7 @@ public static class DebertaMasks
 }
 
 /// <summary>The bare DeBERTa model (<c>deberta</c> in every head): embeddings and encoder.</summary>
-public sealed class DebertaModel : nn.Module
+public sealed class DebertaModel : nn.Module, IDebertaEncoder
 {
     private readonly DebertaEmbeddings embeddings;
     private readonly DebertaEncoder encoder;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Deberta;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -21,8 +22,8 @@ public sealed partial class DebertaV2Architecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var deberta = (DebertaV2Config)config;
-        if (task == TaskType.SequenceClassification) return new DebertaV2ForSequenceClassification(deberta);
-        if (task == TaskType.TokenClassification) return new DebertaV2ForTokenClassification(deberta);
+        if (task == TaskType.SequenceClassification) return new DebertaForSequenceClassification("DebertaV2ForSequenceClassification", deberta, new DebertaV2Model(deberta));
+        if (task == TaskType.TokenClassification) return new DebertaForTokenClassification("DebertaV2ForTokenClassification", deberta, new DebertaV2Model(deberta));
         throw new NotSupportedException($"DeBERTa-v2 has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
 }

@@ -61,7 +61,7 @@ public sealed class DebertaV2Encoder : nn.Module
 }
 
 /// <summary>The bare DeBERTa-v2 model (<c>deberta</c> in every head): embeddings and encoder.</summary>
-public sealed class DebertaV2Model : nn.Module
+public sealed class DebertaV2Model : nn.Module, IDebertaEncoder
 {
     private readonly DebertaEmbeddings embeddings;
     private readonly DebertaV2Encoder encoder;
@@ -88,85 +88,5 @@ public sealed class DebertaV2Model : nn.Module
         var mask = DebertaMasks.PaddingOrOnes(inputs);
         var hidden = embeddings.forward(inputs, mask);
         return encoder.forward(hidden, mask).MoveToOuterDisposeScope();
-    }
-}
-
-/// <summary>Shared plumbing of the DeBERTa-v2 heads: the <c>deberta</c> model.</summary>
-public abstract class DebertaV2PreTrainedModel : PreTrainedModel
-{
-    /// <summary>Builds the encoder for a head.</summary>
-    protected DebertaV2PreTrainedModel(string name, DebertaV2Config config, TaskType task) : base(name, config, task)
-    {
-        deberta = new DebertaV2Model(config);
-    }
-
-#pragma warning disable IDE1006 // Hugging Face's module name
-    /// <summary>The encoder, registered as <c>deberta</c>.</summary>
-    protected readonly DebertaV2Model deberta;
-#pragma warning restore IDE1006
-
-    /// <summary>The config.</summary>
-    public DebertaV2Config Deberta => deberta.Config;
-
-    /// <inheritdoc />
-    public override nn.Module<Tensor, Tensor> InputEmbeddings => deberta.WordEmbeddings;
-
-    /// <inheritdoc />
-    public override string BaseModelPrefix => "deberta";
-
-    /// <inheritdoc />
-    public override PromptLayout PromptLayout => new(Deberta.NumHiddenLayers, Deberta.NumAttentionHeads, Deberta.HeadDim, Deberta.HiddenSize);
-}
-
-/// <summary>DeBERTa-v2 classifying a sequence from its pooled first token (<c>pooler</c>, <c>classifier</c>).</summary>
-[TargetModules("classifier")]
-public sealed partial class DebertaV2ForSequenceClassification : DebertaV2PreTrainedModel
-{
-    private readonly ContextPooler pooler;
-    private nn.Module<Tensor, Tensor> classifier;
-    private readonly Dropout dropout;
-
-    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public DebertaV2ForSequenceClassification(DebertaV2Config config) : base("DebertaV2ForSequenceClassification", config, TaskType.SequenceClassification)
-    {
-        pooler = new ContextPooler(config);
-        classifier = nn.Linear(config.HiddenSize, config.NumLabels);          // the reference sizes it by hidden_size (ContextPooler.output_dim)
-        dropout = nn.Dropout(config.ClsDropout ?? config.HiddenDropoutProb);
-        RegisterComponents();
-    }
-
-    /// <inheritdoc />
-    public override ModelOutputs forward(ModelInputs inputs)
-    {
-        using var scope = torch.NewDisposeScope();
-        var hidden = deberta.forward(inputs);
-        var logits = classifier.call(dropout.call(pooler.call(hidden)));
-        var loss = inputs.Labels is null ? null : DebertaLosses.SequenceClassification(logits, inputs.Labels, Config.NumLabels, Deberta.ProblemType);
-        return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
-    }
-}
-
-/// <summary>DeBERTa-v2 labelling every token (<c>classifier</c>).</summary>
-[TargetModules("classifier")]
-public sealed partial class DebertaV2ForTokenClassification : DebertaV2PreTrainedModel
-{
-    private readonly Dropout dropout;
-    private nn.Module<Tensor, Tensor> classifier;
-
-    /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
-    public DebertaV2ForTokenClassification(DebertaV2Config config) : base("DebertaV2ForTokenClassification", config, TaskType.TokenClassification)
-    {
-        dropout = nn.Dropout(config.HiddenDropoutProb);
-        classifier = nn.Linear(config.HiddenSize, config.NumLabels);
-        RegisterComponents();
-    }
-
-    /// <inheritdoc />
-    public override ModelOutputs forward(ModelInputs inputs)
-    {
-        using var scope = torch.NewDisposeScope();
-        var logits = classifier.call(dropout.call(deberta.forward(inputs)));
-        var loss = inputs.Labels is null ? null : Losses.TokenClassification(logits, inputs.Labels);
-        return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
 }

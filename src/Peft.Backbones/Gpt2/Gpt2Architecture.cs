@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -22,9 +23,17 @@ public sealed partial class Gpt2Architecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var gpt2 = (Gpt2Config)config;
-        if (task == TaskType.CausalLM) return new Gpt2LMHeadModel(gpt2);
-        if (task == TaskType.SequenceClassification) return new Gpt2ForSequenceClassification(gpt2);
-        if (task == TaskType.TokenClassification) return new Gpt2ForTokenClassification(gpt2);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(gpt2, HeadFacts(gpt2), new Gpt2Model(gpt2));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(gpt2, HeadFacts(gpt2), new Gpt2Model(gpt2));
+        if (task == TaskType.TokenClassification) return new DecoderForTokenClassification(gpt2, HeadFacts(gpt2), new Gpt2Model(gpt2));
         throw new NotSupportedException($"GPT-2 has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of Gpt2.</summary>
+    public static DecoderHeadFacts HeadFacts(Gpt2Config c) =>
+        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd), c.NEmbd, "transformer.wte.weight", "GPT-2", "GPT2")
+        {
+            CausalLMClassName = "GPT2LMHeadModel",
+            TokenClassifierDropout = c.ClassifierDropout ?? 0.1,
+        };
 }

@@ -1,4 +1,5 @@
 // GPT-2 decoder stack, following transformers' models/gpt2/modeling_gpt2.py.
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -36,7 +37,7 @@ public sealed class Gpt2Block : nn.Module
 
 /// <summary>The bare GPT-2 model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
 [TargetModules("wte")]
-public sealed partial class Gpt2Model : nn.Module
+public sealed partial class Gpt2Model : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Embedding wpe;

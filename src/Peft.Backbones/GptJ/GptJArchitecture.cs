@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -33,8 +34,16 @@ public sealed partial class GptJArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var gptj = (GptJConfig)config;
-        if (task == TaskType.CausalLM) return new GptJForCausalLM(gptj);
-        if (task == TaskType.SequenceClassification) return new GptJForSequenceClassification(gptj);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(gptj, HeadFacts(gptj), new GptJModel(gptj));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(gptj, HeadFacts(gptj), new GptJModel(gptj));
         throw new NotSupportedException($"GPT-J has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of GptJ.</summary>
+    public static DecoderHeadFacts HeadFacts(GptJConfig c) =>
+        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd), c.NEmbd, "transformer.wte.weight", "GPT-J", "GPTJ")
+        {
+            LMHeadBias = true,
+            LogitsToFloat32 = true,
+        };
 }

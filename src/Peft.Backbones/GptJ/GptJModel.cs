@@ -1,4 +1,5 @@
 // GPT-J decoder stack, following transformers' models/gptj/modeling_gptj.py.
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -34,7 +35,7 @@ public sealed class GptJBlock : nn.Module
 
 /// <summary>The bare GPT-J model (<c>transformer</c> in every head): token embedding, blocks, final norm.</summary>
 [TargetModules("wte")]
-public sealed partial class GptJModel : nn.Module
+public sealed partial class GptJModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Dropout drop;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -63,9 +64,16 @@ public sealed class GptNeoArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var neo = (GptNeoConfig)config;
-        if (task == TaskType.CausalLM) return new GptNeoForCausalLM(neo);
-        if (task == TaskType.SequenceClassification) return new GptNeoForSequenceClassification(neo);
-        if (task == TaskType.TokenClassification) return new GptNeoForTokenClassification(neo);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(neo, HeadFacts(neo), new GptNeoModel(neo));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(neo, HeadFacts(neo), new GptNeoModel(neo));
+        if (task == TaskType.TokenClassification) return new DecoderForTokenClassification(neo, HeadFacts(neo), new GptNeoModel(neo));
         throw new NotSupportedException($"GPT-Neo has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of GptNeo.</summary>
+    public static DecoderHeadFacts HeadFacts(GptNeoConfig c) =>
+        new("transformer", c.NumLayers, new(c.NumLayers, c.NumHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.wte.weight", "GPT-Neo", "GPTNeo")
+        {
+            TokenClassifierDropout = c.ClassifierDropout,
+        };
 }

@@ -1,4 +1,5 @@
 // GPT-Neo decoder stack, following transformers' models/gpt_neo/modeling_gpt_neo.py.
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -36,7 +37,7 @@ public sealed class GptNeoBlock : nn.Module
 
 /// <summary>The bare GPT-Neo model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
 [TargetModules("wte")]
-public sealed partial class GptNeoModel : nn.Module
+public sealed partial class GptNeoModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Embedding wpe;

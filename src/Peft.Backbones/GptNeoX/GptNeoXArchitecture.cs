@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -32,9 +33,18 @@ public sealed partial class GptNeoXArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var neox = (GptNeoXConfig)config;
-        if (task == TaskType.CausalLM) return new GptNeoXForCausalLM(neox);
-        if (task == TaskType.SequenceClassification) return new GptNeoXForSequenceClassification(neox);
-        if (task == TaskType.TokenClassification) return new GptNeoXForTokenClassification(neox);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(neox, HeadFacts(neox), new GptNeoXModel(neox));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(neox, HeadFacts(neox), new GptNeoXModel(neox));
+        if (task == TaskType.TokenClassification) return new DecoderForTokenClassification(neox, HeadFacts(neox), new GptNeoXModel(neox));
         throw new NotSupportedException($"GPT-NeoX has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of GptNeoX.</summary>
+    public static DecoderHeadFacts HeadFacts(GptNeoXConfig c) =>
+        new("gpt_neox", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "gpt_neox.embed_in.weight", "GPT-NeoX", "GPTNeoX")
+        {
+            LMHeadName = "embed_out",
+            HeadModuleNames = ["embed_out", "lm_head", "score", "classifier"],
+            TokenClassifierDropout = c.ClassifierDropout,
+        };
 }

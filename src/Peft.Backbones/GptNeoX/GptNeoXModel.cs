@@ -57,7 +57,7 @@ public sealed class GptNeoXLayer : nn.Module
 
 /// <summary>The bare GPT-NeoX model (<c>gpt_neox</c> in every head): token embedding, layers, final norm.</summary>
 [TargetModules("embed_in")]
-public sealed partial class GptNeoXModel : nn.Module
+public sealed partial class GptNeoXModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> embed_in;
     private readonly Dropout emb_dropout;

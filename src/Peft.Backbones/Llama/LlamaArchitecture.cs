@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -32,9 +33,16 @@ public sealed partial class LlamaArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var llama = (LlamaConfig)config;
-        if (task == TaskType.CausalLM) return new LlamaForCausalLM(llama);
-        if (task == TaskType.SequenceClassification) return new LlamaForSequenceClassification(llama);
-        if (task == TaskType.TokenClassification) return new LlamaForTokenClassification(llama);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(llama, HeadFacts(llama), new LlamaModel(llama));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(llama, HeadFacts(llama), new LlamaModel(llama));
+        if (task == TaskType.TokenClassification) return new DecoderForTokenScoring(llama, HeadFacts(llama), new LlamaModel(llama));
         throw new NotSupportedException($"Llama has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of Llama.</summary>
+    public static DecoderHeadFacts HeadFacts(LlamaConfig c) =>
+        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "model.embed_tokens.weight", "Llama", "Llama")
+        {
+            TokenClassifierDropout = c.ClassifierDropout ?? 0.1,
+        };
 }

@@ -38,7 +38,7 @@ public sealed class LlamaDecoderLayer : nn.Module
 
 /// <summary>The bare Llama model (<c>model</c> in every head): token embedding, decoder layers, final norm.</summary>
 [TargetModules("embed_tokens")]
-public sealed partial class LlamaModel : nn.Module
+public sealed partial class LlamaModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;

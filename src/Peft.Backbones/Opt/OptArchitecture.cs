@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Peft.Backbones.Shared;
 using Peft.Modeling;
 using Peft.Plugins;
 
@@ -40,8 +41,12 @@ public sealed class OptArchitecture : IArchitecture
     public PreTrainedModel Build(ModelConfig config, TaskType task)
     {
         var opt = (OptConfig)config;
-        if (task == TaskType.CausalLM) return new OptForCausalLM(opt);
-        if (task == TaskType.SequenceClassification) return new OptForSequenceClassification(opt);
+        if (task == TaskType.CausalLM) return new DecoderForCausalLM(opt, HeadFacts(opt), new OptModel(opt));
+        if (task == TaskType.SequenceClassification) return new DecoderForSequenceClassification(opt, HeadFacts(opt), new OptModel(opt));
         throw new NotSupportedException($"OPT has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
     }
+
+    /// <summary>What the shared decoder heads need to know of Opt.</summary>
+    public static DecoderHeadFacts HeadFacts(OptConfig c) =>
+        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.WordEmbedProjDim), c.WordEmbedProjDim, "model.decoder.embed_tokens.weight", "OPT", "OPT");
 }

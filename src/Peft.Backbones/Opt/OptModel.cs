@@ -1,4 +1,5 @@
 // OPT decoder stack, following transformers' models/opt/modeling_opt.py.
+using Peft.Backbones.Shared;
 using Peft.Layers;
 using Peft.Modeling;
 using TorchSharp;
@@ -115,7 +116,7 @@ public sealed class OptDecoder : nn.Module, IModuleSlots
 }
 
 /// <summary>The bare OPT model (<c>model</c> in every head), holding the <c>decoder</c>.</summary>
-public sealed class OptModel : nn.Module
+public sealed class OptModel : nn.Module, IDecoderStack
 {
     private readonly OptDecoder decoder;
 
@@ -128,6 +129,9 @@ public sealed class OptModel : nn.Module
 
     /// <summary>The decoder.</summary>
     public OptDecoder Decoder => decoder;
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> TokenEmbedding => decoder.TokenEmbedding;
 
     /// <summary>Runs the decoder and returns the final hidden states.</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache) => decoder.forward(inputs, cache);
