@@ -46,7 +46,7 @@ return 0;
 static PreTrainedModel Gpt2Small()
 {
     var config = new Gpt2Config { ModelType = "gpt2", VocabSize = 50257, NEmbd = 768, NHead = 12, NLayer = 12, NPositions = 1024, AttnPdrop = 0, EmbdPdrop = 0, ResidPdrop = 0 };
-    return new Gpt2LMHeadModel(config);
+    return new Gpt2Architecture().Build(config, TaskType.CausalLM);
 }
 
 static PreTrainedModel MiniLmShaped()
