@@ -60,7 +60,9 @@ public static class Generation
         var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, maxNewTokens);
         var sequence = inputIds;
         KeyValueCache? cache = null;
-        var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, UseCache = true };
+        // Left padding: positions count real tokens only (transformers derives them from the mask).
+        var leftPadded = mask.eq(0).any().item<bool>();
+        var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, PositionIds = leftPadded ? PositionsFromMask(mask, inputIds.shape[1]) : null, UseCache = true };
         try
         {
             for (int i = 0; i < maxNewTokens; i++)
@@ -73,7 +75,14 @@ public static class Generation
                 // After the first step the cache holds any virtual tokens, so the mask is rebuilt from its length.
                 var past = cache?.Length ?? sequence.shape[1] - 1;
                 mask = torch.cat([PadMaskTo(mask, past), torch.ones(mask.shape[0], 1, mask.dtype, mask.device)], dim: 1);
-                step = new ModelInputs { InputIds = next.unsqueeze(1), AttentionMask = mask, PastKeyValues = cache, UseCache = true };
+                step = new ModelInputs
+                {
+                    InputIds = next.unsqueeze(1),
+                    AttentionMask = mask,
+                    PositionIds = leftPadded ? PositionsFromMask(mask, 1) : null,
+                    PastKeyValues = cache,
+                    UseCache = true,
+                };
             }
             return sequence.MoveToOuterDisposeScope();
         }
@@ -131,6 +140,14 @@ public static class Generation
             cache?.Dispose();
             crossCache?.Dispose();
         }
+    }
+
+    /// <summary>The positions of the last <paramref name="count"/> columns: real tokens counted from 0, padding at 1 (as transformers).</summary>
+    private static Tensor PositionsFromMask(Tensor mask, long count)
+    {
+        var positions = mask.to(ScalarType.Int64).cumsum(-1) - 1;
+        positions = positions.masked_fill(mask.eq(0), 1);
+        return positions[.., ^(int)count..];
     }
 
     /// <summary>Left-extends a mask with ones up to <paramref name="length"/> columns (virtual tokens are always attended).</summary>
