@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs every packable project of Peft.sln into artifacts/packages with a version of its own
+# Packs the library projects into artifacts/packages with a version of its own
 # (0.1.0-dev.<unix time>), so that NuGet's global cache never serves a stale build to a project
 # that takes the packages from there (samples/ use the floating version 0.1.0-dev.*).
 set -euo pipefail
@@ -10,5 +10,9 @@ version="0.1.0-dev.$(date +%s)"
 rm -rf "$out"
 mkdir -p "$out"
 # PackageVersion only: the assemblies keep Version 0.1.0, so this build and `dotnet test`'s are one.
-dotnet pack Peft.sln -c Release -o "$out" -p:PackageVersion="$version" --nologo --verbosity quiet
+# The libraries a plugin author references; the `peft` tool (430 MB with libtorch) packs on its own:
+# dotnet pack src/Peft.Cli -c Release
+for project in src/Peft.Abstractions src/Peft.Methods src/Peft.Backbones src/Peft src/Peft.Pretrained; do
+  dotnet pack "$project" -c Release -o "$out" -p:PackageVersion="$version" --nologo --verbosity quiet
+done
 echo "pack: $(ls "$out" | wc -l) packages, version $version, in $out"
