@@ -1,0 +1,130 @@
+// IA3 for Linear and GPT-2 Conv1D layers, following peft/tuners/ia3/layer.py (class Linear).
+using Peft.Tuners;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Methods.IA3;
+
+/// <summary>
+/// Scales a Linear or Conv1D layer by a learned vector: its input for a feed-forward module
+/// (vector (1, in_features)), otherwise its output (vector (out_features, 1)). The parameter name
+/// matches the reference: <c>ia3_l.&lt;adapter&gt;</c>.
+/// </summary>
+public sealed class IA3Layer : AdapterLayer, IAdapterLayer
+{
+    /// <summary>The reference's guard against dividing by zero on unmerge.</summary>
+    private const double UnmergeEpsilon = 1e-8;
+
+    private readonly ParameterDict ia3_l = new();
+    private readonly List<string> _names = [];
+    private readonly bool _fanInFanOut;
+    private readonly List<string> _merged = [];
+
+    /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
+    /// <param name="baseLayer">The layer to scale.</param>
+    /// <param name="isFeedforward">Scale the input (true) or the output (false).</param>
+    /// <param name="fanInFanOut">The base weight is stored (in, out); always so for Conv1D.</param>
+    public IA3Layer(nn.Module<Tensor, Tensor> baseLayer, bool isFeedforward, bool fanInFanOut) : base("IA3Layer", baseLayer)
+    {
+        IsFeedforward = isFeedforward;
+        _fanInFanOut = fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+        RegisterComponents();
+    }
+
+    /// <summary>True when the vector scales the layer's input.</summary>
+    public bool IsFeedforward { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyCollection<string> AdapterNames => _names;
+
+    /// <summary>The adapters multiplied into the base weight (kept here: IA3 merges by multiplication, not through the base's additive merge).</summary>
+    public new IReadOnlyList<string> MergedAdapters => _merged;
+
+    IReadOnlyList<string> IAdapterLayer.MergedAdapters => _merged;
+
+    /// <summary>Adds adapter <paramref name="name"/>: ones when <paramref name="initOnes"/>, else standard normal.</summary>
+    public void AddAdapter(string name, bool initOnes)
+    {
+        var weight = BaseWeight;
+        long[] shape = IsFeedforward ? [1, Shape.InFeatures] : [Shape.OutFeatures, 1];
+        var vector = initOnes
+            ? torch.ones(shape, dtype: weight.dtype, device: weight.device)
+            : torch.randn(shape, dtype: weight.dtype, device: weight.device);
+        ia3_l.Add((name, new Parameter(vector)));
+        _names.Add(name);
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        if (BaseOnly) return base_layer.call(input);
+        using var scope = torch.NewDisposeScope();
+        Tensor? scaling = null;
+        foreach (var name in ActiveAdapters)
+        {
+            if (MergedAdapters.Contains(name)) continue;
+            var vector = ia3_l[name].flatten();
+            scaling = scaling is null ? vector : scaling * vector;
+        }
+        if (scaling is null) return base_layer.call(input).MoveToOuterDisposeScope();
+        var result = IsFeedforward
+            ? base_layer.call(input * scaling.to(input.dtype))
+            : base_layer.call(input) * scaling;
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The vector in the base weight's layout, ready to broadcast against it.</summary>
+    private Tensor WeightScale(string adapterName)
+    {
+        var vector = ia3_l[adapterName].detach();
+        return (_fanInFanOut ? vector.T : vector).to(BaseWeight.dtype);
+    }
+
+    private Tensor? Bias => base_layer switch
+    {
+        Linear linear => linear.bias,
+        Layers.Conv1D conv => conv.bias,
+        _ => null,
+    };
+
+    /// <summary>IA3 is multiplicative: merging scales the base weight (and, for output scaling, the bias).</summary>
+    protected override Tensor Delta(string adapterName) =>
+        throw new NotSupportedException("IA3 merges by multiplication; it has no additive delta.");
+
+    /// <inheritdoc />
+    public override void Merge(IEnumerable<string> adapterNames)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var name in adapterNames)
+        {
+            if (_merged.Contains(name) || !_names.Contains(name)) continue;
+            using var scope = torch.NewDisposeScope();
+            BaseWeight.mul_(WeightScale(name));
+            if (!IsFeedforward && Bias is { } bias) bias.mul_(ia3_l[name].detach().reshape(bias.shape).to(bias.dtype));
+            _merged.Add(name);
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Unmerge()
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = _merged.Count - 1; i >= 0; i--)
+        {
+            using var scope = torch.NewDisposeScope();
+            var name = _merged[i];
+            BaseWeight.div_(WeightScale(name) + UnmergeEpsilon);
+            if (!IsFeedforward && Bias is { } bias) bias.div_(ia3_l[name].detach().reshape(bias.shape).to(bias.dtype) + UnmergeEpsilon);
+        }
+        _merged.Clear();
+    }
+
+    /// <inheritdoc />
+    public override void DeleteAdapter(string adapterName)
+    {
+        if (!_names.Remove(adapterName)) return;
+        ia3_l.Remove(adapterName);
+        ActiveAdapters = ActiveAdapters.Where(a => a != adapterName).ToArray();
+    }
+}
