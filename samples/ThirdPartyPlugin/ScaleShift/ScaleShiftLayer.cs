@@ -39,9 +39,9 @@ public sealed class ScaleShiftVectors : nn.Module
 /// </summary>
 /// <remarks>
 /// Merging folds the adapter into the base layer: <c>W ← scale·W</c> (row-wise), <c>b ← scale·b + shift</c>.
-/// <see cref="AdapterLayer"/> merges weights additively (<c>W += Delta</c>), so <see cref="Delta"/>
-/// returns <c>(scale − 1)·W</c> while merging and <c>(1 − 1/scale)·W</c> while unmerging; the bias,
-/// which the template does not touch, is handled by the <see cref="Merge"/> and <see cref="Unmerge"/> overrides.
+/// The method is not additive, so it overrides <see cref="AdapterLayer"/>'s merge hooks
+/// (<see cref="MergeAdapter"/>, <see cref="UnmergeAdapter"/>) rather than supplying a delta; the
+/// template keeps the bookkeeping (which adapters are merged, no gradients, dispose scopes).
 /// </remarks>
 public sealed class ScaleShiftLayer : AdapterLayer
 {
@@ -81,43 +81,23 @@ public sealed class ScaleShiftLayer : AdapterLayer
     }
 
     /// <inheritdoc />
-    protected override Tensor Delta(string adapterName)
+    protected override void MergeAdapter(string adapterName)
     {
-        var scale = scale_shift[adapterName].Scale;
-        // Unmerge runs while the adapter is still listed as merged: the weight then holds scale·W.
-        var factor = MergedAdapters.Contains(adapterName) ? 1 - 1 / scale : scale - 1;
-        // Linear stores (out, in): scale rows; Conv1D stores (in, out): scale columns.
-        return Shape.Kind == SlotKind.Conv1D ? BaseWeight * factor : BaseWeight * factor.unsqueeze(1);
+        var vectors = scale_shift[adapterName];
+        BaseWeight.mul_(ChannelFactor(vectors.Scale));
+        BaseBias().mul_(vectors.Scale).add_(vectors.Shift);
     }
 
     /// <inheritdoc />
-    public override void Merge(IEnumerable<string> adapterNames)
+    protected override void UnmergeAdapter(string adapterName)
     {
-        foreach (var name in adapterNames)
-        {
-            if (MergedAdapters.Contains(name) || !AdapterNames.Contains(name)) continue;
-            using (torch.no_grad())
-            {
-                var vectors = scale_shift[name];
-                BaseBias().mul_(vectors.Scale).add_(vectors.Shift);
-            }
-            base.Merge([name]);   // the weight, through Delta
-        }
+        var vectors = scale_shift[adapterName];
+        BaseWeight.div_(ChannelFactor(vectors.Scale));
+        BaseBias().sub_(vectors.Shift).div_(vectors.Scale);
     }
 
-    /// <inheritdoc />
-    public override void Unmerge()
-    {
-        using (torch.no_grad())
-        {
-            for (int i = MergedAdapters.Count - 1; i >= 0; i--)
-            {
-                var vectors = scale_shift[MergedAdapters[i]];
-                BaseBias().sub_(vectors.Shift).div_(vectors.Scale);
-            }
-        }
-        base.Unmerge();   // the weight, through Delta
-    }
+    /// <summary>The per-output-channel factor shaped to the weight: Linear stores (out, in), Conv1D (in, out).</summary>
+    private Tensor ChannelFactor(Tensor scale) => Shape.Kind == SlotKind.Conv1D ? scale : scale.unsqueeze(1);
 
     /// <inheritdoc />
     public override void DeleteAdapter(string adapterName)

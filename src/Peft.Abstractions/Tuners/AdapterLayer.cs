@@ -64,8 +64,19 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         _ => throw new NotSupportedException($"{GetType().Name} cannot merge into {base_layer.GetType().Name}."),
     };
 
-    /// <summary>The adapter's weight delta, in the base weight's layout and dtype.</summary>
-    protected abstract Tensor Delta(string adapterName);
+    /// <summary>
+    /// The adapter's weight delta, in the base weight's layout and dtype, for methods that merge by
+    /// addition (the default <see cref="MergeAdapter"/>). Methods that merge otherwise override
+    /// <see cref="MergeAdapter"/> and <see cref="UnmergeAdapter"/> instead.
+    /// </summary>
+    protected virtual Tensor Delta(string adapterName) =>
+        throw new NotSupportedException($"{GetType().Name} overrides neither Delta nor MergeAdapter/UnmergeAdapter.");
+
+    /// <summary>Folds one adapter into the base layer (no gradients, inside a dispose scope). The default adds <see cref="Delta"/>.</summary>
+    protected virtual void MergeAdapter(string adapterName) => BaseWeight.add_(Delta(adapterName));
+
+    /// <summary>Takes one merged adapter back out of the base layer. The default subtracts <see cref="Delta"/>.</summary>
+    protected virtual void UnmergeAdapter(string adapterName) => BaseWeight.sub_(Delta(adapterName));
 
     /// <inheritdoc />
     public virtual void Merge(IEnumerable<string> adapterNames)
@@ -75,7 +86,7 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         {
             if (_merged.Contains(name) || !AdapterNames.Contains(name)) continue;
             using var scope = torch.NewDisposeScope();
-            BaseWeight.add_(Delta(name));
+            MergeAdapter(name);
             _merged.Add(name);
         }
     }
@@ -87,7 +98,7 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         for (int i = _merged.Count - 1; i >= 0; i--)
         {
             using var scope = torch.NewDisposeScope();
-            BaseWeight.sub_(Delta(_merged[i]));
+            UnmergeAdapter(_merged[i]);
         }
         _merged.Clear();
     }

@@ -11,7 +11,7 @@ namespace Peft.Methods.IA3;
 /// (vector (1, in_features)), otherwise its output (vector (out_features, 1)). The parameter name
 /// matches the reference: <c>ia3_l.&lt;adapter&gt;</c>.
 /// </summary>
-public sealed class IA3Layer : AdapterLayer, IAdapterLayer
+public sealed class IA3Layer : AdapterLayer
 {
     /// <summary>The reference's guard against dividing by zero on unmerge.</summary>
     private const double UnmergeEpsilon = 1e-8;
@@ -19,7 +19,6 @@ public sealed class IA3Layer : AdapterLayer, IAdapterLayer
     private readonly ParameterDict ia3_l = new();
     private readonly List<string> _names = [];
     private readonly bool _fanInFanOut;
-    private readonly List<string> _merged = [];
 
     /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
     /// <param name="baseLayer">The layer to scale.</param>
@@ -37,11 +36,6 @@ public sealed class IA3Layer : AdapterLayer, IAdapterLayer
 
     /// <inheritdoc />
     public override IReadOnlyCollection<string> AdapterNames => _names;
-
-    /// <summary>The adapters multiplied into the base weight (kept here: IA3 merges by multiplication, not through the base's additive merge).</summary>
-    public new IReadOnlyList<string> MergedAdapters => _merged;
-
-    IReadOnlyList<string> IAdapterLayer.MergedAdapters => _merged;
 
     /// <summary>Adds adapter <paramref name="name"/>: ones when <paramref name="initOnes"/>, else standard normal.</summary>
     public void AddAdapter(string name, bool initOnes)
@@ -89,35 +83,17 @@ public sealed class IA3Layer : AdapterLayer, IAdapterLayer
     };
 
     /// <summary>IA3 is multiplicative: merging scales the base weight (and, for output scaling, the bias).</summary>
-    protected override Tensor Delta(string adapterName) =>
-        throw new NotSupportedException("IA3 merges by multiplication; it has no additive delta.");
-
-    /// <inheritdoc />
-    public override void Merge(IEnumerable<string> adapterNames)
+    protected override void MergeAdapter(string adapterName)
     {
-        using var noGrad = torch.no_grad();
-        foreach (var name in adapterNames)
-        {
-            if (_merged.Contains(name) || !_names.Contains(name)) continue;
-            using var scope = torch.NewDisposeScope();
-            BaseWeight.mul_(WeightScale(name));
-            if (!IsFeedforward && Bias is { } bias) bias.mul_(ia3_l[name].detach().reshape(bias.shape).to(bias.dtype));
-            _merged.Add(name);
-        }
+        BaseWeight.mul_(WeightScale(adapterName));
+        if (!IsFeedforward && Bias is { } bias) bias.mul_(ia3_l[adapterName].detach().reshape(bias.shape).to(bias.dtype));
     }
 
-    /// <inheritdoc />
-    public override void Unmerge()
+    /// <summary>Divides the scaling back out (the reference's small epsilon keeps a zero entry finite).</summary>
+    protected override void UnmergeAdapter(string adapterName)
     {
-        using var noGrad = torch.no_grad();
-        for (int i = _merged.Count - 1; i >= 0; i--)
-        {
-            using var scope = torch.NewDisposeScope();
-            var name = _merged[i];
-            BaseWeight.div_(WeightScale(name) + UnmergeEpsilon);
-            if (!IsFeedforward && Bias is { } bias) bias.div_(ia3_l[name].detach().reshape(bias.shape).to(bias.dtype) + UnmergeEpsilon);
-        }
-        _merged.Clear();
+        BaseWeight.div_(WeightScale(adapterName) + UnmergeEpsilon);
+        if (!IsFeedforward && Bias is { } bias) bias.div_(ia3_l[adapterName].detach().reshape(bias.shape).to(bias.dtype) + UnmergeEpsilon);
     }
 
     /// <inheritdoc />
