@@ -128,12 +128,14 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     }
 
     /// <summary>The reference's saved key for an in-memory name: adapter name dropped, under base_model.model.</summary>
-    private string SavedKey(string name) =>
-        SavedKeyPrefix + name.Replace($".modules_to_save.{Name}.", ".").Replace("." + Name + ".", ".") switch
-        {
-            var n when n.EndsWith("." + Name, StringComparison.Ordinal) => n[..^(Name.Length + 1)],
-            var n => n,
-        };
+    private string SavedKey(string name)
+    {
+        // score.modules_to_save.default.weight → score.weight; lora_A.default.weight → lora_A.weight;
+        // lora_embedding_A.default → lora_embedding_A.
+        var key = name.Replace($".modules_to_save.{Name}.", ".").Replace($".{Name}.", ".");
+        if (key.EndsWith("." + Name, StringComparison.Ordinal)) key = key[..^(Name.Length + 1)];
+        return SavedKeyPrefix + key;
+    }
 
     /// <inheritdoc />
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
