@@ -21,6 +21,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public const string DefaultAdapterName = "default";
 
     private const string ConfigFileName = "adapter_config.json";
+    private const string ReferencePeftVersion = "0.21.0";
     private const string WeightsFileName = "adapter_model.safetensors";
 
     private readonly PeftRegistry _registry;
@@ -250,7 +251,9 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             var adapter = _adapters[name];
             var target = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
             Directory.CreateDirectory(target);
-            var config = adapter.Config with { InferenceMode = true, PeftVersion = adapter.Config.PeftVersion ?? "0.21.0" };
+            // peft_version names the file format Python PEFT reads (it parses it as a version): the
+            // one this library reproduces, not this library's own version.
+            var config = adapter.Config with { InferenceMode = true, PeftVersion = adapter.Config.PeftVersion ?? ReferencePeftVersion };
             File.WriteAllText(Path.Combine(target, ConfigFileName), PeftJson.Serialize(config));
             using var scope = torch.NewDisposeScope();
             var state = adapter.GetStateDict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());

@@ -27,7 +27,7 @@ public class HostTests
     }
 
     [Fact]
-    public void ModelDirectoryWithoutConfigIsReported()
+    public void AdapterDirectoryWithoutConfigIsReported()
     {
         var empty = Directory.CreateTempSubdirectory("peft-cli-model-");
         try

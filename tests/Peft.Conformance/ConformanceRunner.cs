@@ -138,11 +138,12 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         {
             var merging = Load(modelDirectory, task, adapterDirectory, trainable: false, out _, null);
             var unmerged = merging.call(evalInputs).Logits;
+            // The reference's merge of an adapter on an embedding its output head shares also changes
+            // the head (see the README): there the oracle is our own unmerged output.
+            var mergesIntoTiedEmbedding = merging.Model.TiedWeights.Count > 0 && merging.Model.InputEmbeddings is IAdapterLayer;
             var mergedModel = merging.MergeAndUnload();
             var merged = mergedModel.call(evalInputs).Logits;
-            // The reference's merge of a LoRA on a tied embedding also changes the head (see the README):
-            // there the oracle is our own unmerged output.
-            var reference = merge.GetString() == "ok" && !TiesMergedEmbedding(name) ? mergedReference : unmerged;
+            var reference = merge.GetString() == "ok" && !mergesIntoTiedEmbedding ? mergedReference : unmerged;
             Tolerance.Merged.Check("merged_logits", merged, reference);
         }
 
@@ -161,8 +162,6 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         }
         return note;
     }
-
-    private static bool TiesMergedEmbedding(string caseName) => caseName.EndsWith("-lora_embed", StringComparison.Ordinal);
 
     private void EnsureAvailable(string modelDirectory, string adapterDirectory)
     {

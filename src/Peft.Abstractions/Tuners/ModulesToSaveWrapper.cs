@@ -62,7 +62,7 @@ public static class ModuleCloner
         {
             Linear l => nn.Linear(l.in_features, l.out_features, hasBias: l.bias is not null),
             Layers.Conv1D c => new Layers.Conv1D(c.weight.shape[0], c.weight.shape[1]),
-            Embedding e => nn.Embedding(e.weight!.shape[0], e.weight!.shape[1]),
+            Embedding e => Layers.Embeddings.Create(e.weight!.shape[0], e.weight!.shape[1], Layers.Embeddings.PaddingIndexOf(e)),
             LayerNorm n => nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine: n.weight is not null),
             _ => throw new NotSupportedException(
                 $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm, and modules implementing ICloneableModule."),

@@ -67,7 +67,7 @@ public sealed class LoraLayer : AdapterLayer
             if (MergedAdapters.Contains(name)) continue;
             var a = lora_A[name];
             var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
-            result = result + update * _scaling[name];
+            result = result.add(update, alpha: _scaling[name]);
         }
         return result.MoveToOuterDisposeScope();
     }

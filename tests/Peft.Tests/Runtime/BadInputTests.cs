@@ -22,6 +22,15 @@ public class BadInputTests
     }
 
     [Fact]
+    public void ModelDirectoryWithoutConfigIsNamed()
+    {
+        using var scratch = new ScratchDirectory();
+        var error = Assert.Throws<ModelConfigException>(() => PeftModels.Default.LoadPretrained(scratch.Path, TaskType.CausalLM));
+        Assert.Contains(Path.Combine(scratch.Path, "config.json"), error.Message);
+        Assert.Contains("not found", error.Message);
+    }
+
+    [Fact]
     public void UnknownModelTypeListsTheRegisteredOnes()
     {
         using var scratch = new ScratchDirectory();
