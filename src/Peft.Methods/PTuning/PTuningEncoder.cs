@@ -51,7 +51,24 @@ public sealed class PTuningEncoder : PromptEncoder
         using var scope = torch.NewDisposeScope();
         var embeds = embedding.call(indices);                                 // (B, V, D)
         if (mlp_head is null) return embeds.MoveToOuterDisposeScope();
-        if (lstm_head is not null) embeds = lstm_head.call(embeds, null).Item1; // (B, V, 2H)
+        if (lstm_head is not null) embeds = RunLstm(lstm_head, embeds);       // (B, V, 2H)
         return mlp_head.call(embeds).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Runs the LSTM with autograd on and detaches the result when the caller had it off.
+    /// </summary>
+    /// <remarks>
+    /// TorchSharp 0.107's float32 LSTM is wrong under no_grad on AVX-512 CPUs (oneDNN 3.7's
+    /// inference-only brgemm kernel, pytorch/pytorch#173922): up to 0.25 off. Grad mode takes the
+    /// training kernel, which is right, so saving, evaluating and generating see the prompts the
+    /// adapter trained with. LstmKernelTests compares this with a hand-written LSTM in every mode.
+    /// </remarks>
+    internal static Tensor RunLstm(LSTM lstm, Tensor input)
+    {
+        var gradWasOn = torch.is_grad_enabled();
+        using var grad = torch.enable_grad();
+        var output = lstm.call(input, null).Item1;
+        return gradWasOn ? output : output.detach();
     }
 }
