@@ -25,6 +25,7 @@ public static class BuiltIns
         new Peft.Backbones.Roberta.RobertaArchitecture(),
         new Peft.Backbones.T5.MT5Architecture(),
         new Peft.Backbones.T5.T5Architecture(),
+        new Peft.Backbones.Vit.ViTArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>
