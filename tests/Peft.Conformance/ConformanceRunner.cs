@@ -147,9 +147,12 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
             // The reference's merge of an adapter on an embedding its output head shares also changes
             // the head (see the README): there the oracle is our own unmerged output.
             var mergesIntoTiedEmbedding = merging.Model.TiedWeights.Count > 0 && merging.Model.InputEmbeddings is IAdapterLayer;
+            // Running statistics (BatchNorm) moved in the reference's train-mode gradient forward, which ran
+            // before its merge (see the README): its merged logits are not those of the adapter as loaded.
+            var statisticsMoved = merging.Model.modules().Any(m => m is TorchSharp.Modules.BatchNorm { track_running_stats: true });
             var mergedModel = merging.MergeAndUnload();
             var merged = mergedModel.call(evalInputs).Logits;
-            var reference = merge.GetString() == "ok" && !mergesIntoTiedEmbedding ? mergedReference : unmerged;
+            var reference = merge.GetString() == "ok" && !mergesIntoTiedEmbedding && !statisticsMoved ? mergedReference : unmerged;
             Tolerance.Merged.Check("merged_logits", merged, reference);
         }
 

@@ -23,6 +23,7 @@ public static class BuiltIns
         new Peft.Backbones.Llama.LlamaArchitecture(),
         new Peft.Backbones.Opt.OptArchitecture(),
         new Peft.Backbones.Roberta.RobertaArchitecture(),
+        new Peft.Backbones.Segformer.SegformerArchitecture(),
         new Peft.Backbones.T5.MT5Architecture(),
         new Peft.Backbones.T5.T5Architecture(),
         new Peft.Backbones.Vit.ViTArchitecture(),
