@@ -17,7 +17,11 @@ public static class PeftCliHost
     /// appsettings.json beside the tool, then appsettings.json in the working folder, then
     /// environment variables (<c>Peft__Finetune__Epochs</c>), then <paramref name="settings"/> (the command line).
     /// </summary>
-    public static IHost Build(string command, IReadOnlyDictionary<string, string?> settings, IAnsiConsole? console = null)
+    /// <param name="command">The command to run.</param>
+    /// <param name="settings">The options given on the command line, as configuration keys.</param>
+    /// <param name="console">Where output and log lines go; null: the process's console.</param>
+    /// <param name="workingDirectory">Where a user's appsettings.json is looked for; null: the current directory.</param>
+    public static IHost Build(string command, IReadOnlyDictionary<string, string?> settings, IAnsiConsole? console = null, string? workingDirectory = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
@@ -28,7 +32,7 @@ public static class PeftCliHost
         var sources = builder.Configuration.Sources;
         var environment = sources.ToList().FindIndex(s => s is EnvironmentVariablesConfigurationSource { Prefix: null or "" });
         var local = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true).Sources[0];
+            .AddJsonFile(Path.Combine(workingDirectory ?? Directory.GetCurrentDirectory(), "appsettings.json"), optional: true).Sources[0];
         if (environment >= 0) sources.Insert(environment, local);
         else sources.Add(local);
         builder.Configuration.AddInMemoryCollection(settings);
