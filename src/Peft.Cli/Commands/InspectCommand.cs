@@ -21,16 +21,18 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
         var header = SafeTensors.ReadHeader(weightsPath);
 
         console.MarkupLineInterpolated($"[bold]{config.PeftType}[/] adapter for [bold]{config.TaskType?.Name ?? "(no task_type)"}[/] in {adapter}");
-        var table = new Table().AddColumns("tensor", "dtype", "shape", "values");
-        // Cells are plain text: a shape such as [64, 8] would otherwise be read as Spectre markup.
+        // Plain lines, not a table: tensor names are long, and a table at 80 columns would break them.
+        var rows = header.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal)
+            .Select(t => (t.Key, t.Value.DType, Shape: "[" + string.Join(", ", t.Value.Shape) + "]", Count: t.Value.Shape.Aggregate(1L, (a, b) => a * b)))
+            .ToList();
+        var nameWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Key.Length);
+        var shapeWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Shape.Length);
         long total = 0;
-        foreach (var (name, info) in header.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        foreach (var row in rows)
         {
-            var count = info.Shape.Aggregate(1L, (a, b) => a * b);
-            total += count;
-            table.AddRow(new Text(name), new Text(info.DType), new Text("[" + string.Join(", ", info.Shape) + "]"), new Text(count.ToString("N0")));
+            total += row.Count;
+            console.WriteLine($"{row.Key.PadRight(nameWidth)}  {row.DType,-4}  {row.Shape.PadRight(shapeWidth)}  {row.Count,12:N0}");
         }
-        console.Write(table);
         console.WriteLine($"{header.Tensors.Count} tensors, {total:N0} values, {new FileInfo(weightsPath).Length:N0} bytes");
 
         using (var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json"))))

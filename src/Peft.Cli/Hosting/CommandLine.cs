@@ -18,7 +18,7 @@ public sealed class CommandLineException(string message) : Exception(message);
 public sealed record ParsedCommandLine(string Command, Dictionary<string, string?> Settings, ParseResult Result, bool IsDefaultJob)
 {
     /// <summary>True when the line asks for help or the version instead of running a command.</summary>
-    public bool IsHelpOrVersion => Result.Action is not null;
+    public bool IsHelpOrVersion => Result.Action is not null && Result.Action != Result.CommandResult.Command.Action;
 }
 
 /// <summary>
@@ -35,6 +35,10 @@ public static class CommandLine
         var root = new RootCommand("peft: parameter-efficient fine-tuning for .NET (LoRA, prompt tuning, prefix tuning, IA3, ...).\n" +
             "Bare 'peft' runs the default job (peft finetune with its defaults). Options may also come from appsettings.json " +
             "(\"Peft\": { \"Finetune\": { \"Epochs\": 3 } }) or the environment (Peft__Finetune__Epochs=3); the command line wins.");
+        // Bare peft is the default job, not a missing command: the root has an action of its own (PeftCli runs it).
+        root.SetAction(_ => 0);
+        // --version prints this tool's version, whatever assembly started the process (a test host, say).
+        foreach (var version in root.Options.OfType<VersionOption>()) version.Action = new PrintVersion();
         foreach (var spec in CommandCatalog.Commands)
         {
             var command = new Command(spec.Name, spec.Description);
@@ -82,6 +86,20 @@ public static class CommandLine
             }
         }
         return new ParsedCommandLine(spec.Name, settings, result, IsDefaultJob: false);
+    }
+
+    /// <summary>The informational version of Peft.Cli ("0.1.0+commit").</summary>
+    public static string Version =>
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(CommandLine).Assembly.GetName().Version?.ToString() ?? "unknown";
+
+    private sealed class PrintVersion : System.CommandLine.Invocation.SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            parseResult.InvocationConfiguration.Output.WriteLine(Version);
+            return 0;
+        }
     }
 
     /// <summary>One option for <paramref name="property"/>, with its type's check and its default in the help.</summary>

@@ -24,7 +24,7 @@ public static class CheckpointPruning
             .Where(e => e > 0)
             .OrderDescending()
             .ToList();
-        if (limit <= 0 || epochs.Count == 0) return epochs;
+        if (limit <= 0 || epochs.Count == 0) return epochs.Order().ToList();
 
         var keep = new HashSet<int> { epochs[0] };
         var best = Enumerable.Range(0, evaluations.Count)

@@ -12,11 +12,12 @@ public static class ResultsReport
     /// <summary>A console table of the results.</summary>
     public static Table ToTable(IReadOnlyList<MethodResult> results)
     {
-        // Two-line headers and unwrapped cells: the seven columns fit 80 columns without breaking a word or number.
+        // Two-line headers, unwrapped cells and one space of padding: the seven columns fit 80 columns
+        // (79 for the widest rows) without breaking a word or number.
         var table = new Table().Border(TableBorder.Rounded);
         foreach (var header in new[] { "method", "test\naccuracy", "trainable\nparams", "% of\nall", "checkpoint", "train\ntime", "reloaded\naccuracy" })
         {
-            table.AddColumn(new TableColumn(new Text(header)).NoWrap());
+            table.AddColumn(new TableColumn(new Text(header)).NoWrap().PadLeft(1).PadRight(0));
         }
         foreach (var row in results)
         {
