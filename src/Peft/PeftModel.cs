@@ -112,7 +112,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             var peftType = new PeftType(type.GetString()!);
             if (!registry.HasMethod(peftType))
             {
-                throw new PeftConfigException($"{path}: peft_type '{peftType}' has no method plugin. Registered: {string.Join(", ", registry.PeftTypes.Order())}.");
+                throw new PeftConfigException($"{path}: peft_type '{peftType}' has no method plugin. {registry.DescribeMethods()}");
             }
             return registry.Method(peftType).ParseConfig(document.RootElement, path);
         }
