@@ -48,7 +48,7 @@ public sealed class PeftModels(PeftRegistry registry)
             if (!registry.HasArchitecture(modelType.GetString()!))
             {
                 throw new ModelConfigException(
-                    $"{path}: model_type '{modelType.GetString()}' has no architecture plugin. Registered: {string.Join(", ", registry.ModelTypes.Order())}.");
+                    $"{path}: model_type '{modelType.GetString()}' has no architecture plugin. {registry.DescribeArchitectures()}");
             }
             var architecture = registry.Architecture(modelType.GetString()!);
             return (architecture, architecture.ParseConfig(root, path));
