@@ -95,8 +95,16 @@ public sealed class TunerAdapter : IAdapter, IMergeable
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
         foreach (var (name, p) in EmbeddingBaseParameters()) state[SavedKey(name)] = p;
+        foreach (var shared in SharedTensors().Where(s => s.Saved)) state[shared.SavedKey] = shared.Tensor;
         return state;
     }
+
+    /// <summary>The tensors the adapter's layers share (<see cref="ISharedTensorsLayer"/>), once per saved key.</summary>
+    private IEnumerable<SharedTensor> SharedTensors() => _layers
+        .Select(l => l.Layer)
+        .OfType<ISharedTensorsLayer>()
+        .SelectMany(l => l.SharedTensors(Name))
+        .DistinctBy(s => s.SavedKey);
 
     /// <summary>Module names whose targeting makes the reference save embedding weights too (its EMBEDDING_LAYER_NAMES).</summary>
     private static readonly string[] EmbeddingLayerNames = ["embed_tokens", "lm_head"];
@@ -168,7 +176,23 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             }
             p.copy_(value);
         }
-        var known = expected.Concat(embeddings).Select(e => SavedKey(e.Name)).ToHashSet();
+        var shared = SharedTensors().ToList();
+        foreach (var tensor in shared)
+        {
+            if (!state.TryGetValue(tensor.SavedKey, out var value))
+            {
+                if (tensor.Saved) throw new InvalidDataException($"{source}: the adapter has no tensor '{tensor.SavedKey}' that its layers share.");
+                continue;
+            }
+            if (!tensor.Saved) continue; // rebuilt from the config; the reference ignores a saved copy then
+            if (!value.shape.SequenceEqual(tensor.Tensor.shape))
+            {
+                throw new InvalidDataException(
+                    $"{source}: '{tensor.SavedKey}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", tensor.Tensor.shape)}].");
+            }
+            tensor.Tensor.copy_(value);
+        }
+        var known = expected.Concat(embeddings).Select(e => SavedKey(e.Name)).Concat(shared.Select(s => s.SavedKey)).ToHashSet();
         var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
         if (unknown.Count > 0)
         {
