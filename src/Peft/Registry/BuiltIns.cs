@@ -37,5 +37,6 @@ public static class BuiltIns
         new Peft.Methods.PrefixTuning.PrefixTuningMethod(),
         new Peft.Methods.PromptTuning.PromptTuningMethod(),
         new Peft.Methods.PTuning.PTuningMethod(),
+        new Peft.Methods.Vera.VeraMethod(),
     ];
 }

@@ -15,6 +15,8 @@ public class AdapterConfigFileTests
     [InlineData("llama-clm-loha")]
     [InlineData("bert-seqcls-loha")]
     [InlineData("llama-clm-lokr")]
+    [InlineData("gpt2-clm-vera")]
+    [InlineData("llama-clm-vera")]
     public void ResavedConfigKeepsTheReferenceKeysAndValues(string caseName)
     {
         using var scope = torch.NewDisposeScope();
