@@ -30,6 +30,7 @@ public static class BuiltIns
     /// <summary>A fresh instance of each built-in method.</summary>
     public static IEnumerable<IPeftMethod> Methods() =>
     [
+        new Peft.Methods.FourierFT.FourierFTMethod(),
         new Peft.Methods.IA3.IA3Method(),
         new Peft.Methods.LoHa.LoHaMethod(),
         new Peft.Methods.LoKr.LoKrMethod(),

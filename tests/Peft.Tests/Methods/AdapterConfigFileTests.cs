@@ -17,6 +17,8 @@ public class AdapterConfigFileTests
     [InlineData("llama-clm-lokr")]
     [InlineData("gpt2-clm-vera")]
     [InlineData("llama-clm-vera")]
+    [InlineData("gpt2-clm-fourierft")]
+    [InlineData("llama-clm-fourierft")]
     public void ResavedConfigKeepsTheReferenceKeysAndValues(string caseName)
     {
         using var scope = torch.NewDisposeScope();
