@@ -19,6 +19,8 @@ public class AdapterConfigFileTests
     [InlineData("llama-clm-vera")]
     [InlineData("gpt2-clm-fourierft")]
     [InlineData("llama-clm-fourierft")]
+    [InlineData("llama-clm-oft")]
+    [InlineData("llama-clm-boft")]
     public void ResavedConfigKeepsTheReferenceKeysAndValues(string caseName)
     {
         using var scope = torch.NewDisposeScope();
