@@ -88,10 +88,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var slots = EnumerateSlots(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
 
-        var matched = slots
-            .Where(s => targets.Matches(s.Path) && !(typed.ExcludeModules?.Matches(s.Path) ?? false) && InSelectedLayer(typed, s.Path))
-            .Where(s => !(typed.ModulesToSave?.Any(m => NameMatches(s.Path, m)) ?? false))
-            .ToList();
+        var matched = slots.Where(s => IsTarget(typed, targets, NamesOf(model, s.Path))).ToList();
         if (matched.Count == 0)
         {
             var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
@@ -119,6 +116,13 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
         return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
+    }
+
+    /// <summary>Whether a module, under its run-time name or its classic one (adapters saved under transformers 4), gets a layer.</summary>
+    private static bool IsTarget(TConfig config, TargetModules targets, IReadOnlyCollection<string> names)
+    {
+        if (!names.Any(targets.Matches) || names.Any(n => config.ExcludeModules?.Matches(n) ?? false) || !names.Any(n => InSelectedLayer(config, n))) return false;
+        return !(config.ModulesToSave?.Any(m => names.Any(n => NameMatches(n, m))) ?? false);
     }
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
@@ -168,6 +172,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         return match.Success && config.LayersToTransform.Contains(int.Parse(match.Groups[1].Value));
     }
 
+    /// <summary>The module's run-time name, and its classic name where the architecture renamed it.</summary>
+    private static string[] NamesOf(PreTrainedModel model, string path) =>
+        model.ClassicNames.ToClassic(path) is var classic && classic != path ? [path, classic] : [path];
+
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
@@ -178,7 +186,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         if (config.ModulesToSave is not { Count: > 0 } names) return result;
         foreach (var (path, owner, slot) in slots)
         {
-            if (!names.Any(n => NameMatches(path, n))) continue;
+            var aliases = NamesOf(model, path);
+            if (!names.Any(n => aliases.Any(a => NameMatches(a, n)))) continue;
             var current = owner.GetSlot(slot);
             if (current is not ModulesToSaveWrapper wrapper)
             {
