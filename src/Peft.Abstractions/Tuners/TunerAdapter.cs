@@ -96,8 +96,16 @@ public sealed class TunerAdapter : IAdapter, IMergeable
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
         foreach (var (name, b) in SavedCopyBuffers()) state[SavedKey(name)] = b;
         foreach (var (name, p) in EmbeddingBaseParameters()) state[SavedKey(name)] = p;
+        foreach (var shared in SharedTensors().Where(s => s.Saved)) state[shared.SavedKey] = shared.Tensor;
         return state;
     }
+
+    /// <summary>The tensors the adapter's layers share (<see cref="ISharedTensorsLayer"/>), once per saved key.</summary>
+    private IEnumerable<SharedTensor> SharedTensors() => _layers
+        .Select(l => l.Layer)
+        .OfType<ISharedTensorsLayer>()
+        .SelectMany(l => l.SharedTensors(Name))
+        .DistinctBy(s => s.SavedKey);
 
     /// <summary>
     /// The persistent buffers of the modules_to_save copies (a BatchNorm's running statistics), which
@@ -184,7 +192,23 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             }
             p.copy_(value);
         }
-        var known = expected.Select(e => e.Name).Concat(embeddings.Select(e => e.Name)).Select(SavedKey).ToHashSet();
+        var shared = SharedTensors().ToList();
+        foreach (var tensor in shared)
+        {
+            if (!state.TryGetValue(tensor.SavedKey, out var value))
+            {
+                if (tensor.Saved) throw new InvalidDataException($"{source}: the adapter has no tensor '{tensor.SavedKey}' that its layers share.");
+                continue;
+            }
+            if (!tensor.Saved) continue; // rebuilt from the config; the reference ignores a saved copy then
+            if (!value.shape.SequenceEqual(tensor.Tensor.shape))
+            {
+                throw new InvalidDataException(
+                    $"{source}: '{tensor.SavedKey}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", tensor.Tensor.shape)}].");
+            }
+            tensor.Tensor.copy_(value);
+        }
+        var known = expected.Select(e => e.Name).Concat(embeddings.Select(e => e.Name)).Select(SavedKey).Concat(shared.Select(s => s.SavedKey)).ToHashSet();
         var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
         if (unknown.Count > 0)
         {

@@ -18,7 +18,8 @@ namespace Peft.Tuners;
 /// <item><see cref="PeftType"/> and <see cref="ParameterPrefix"/> (e.g. <c>"lora_"</c>): saved keys are the parameters whose names contain the prefix;</item>
 /// <item><see cref="CreateLayer"/>: wrap a base layer, or return null when the kind is unsupported;</item>
 /// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made;</item>
-/// <item>optionally <see cref="DefaultTargets"/> and <see cref="IsLinearForAllLinear"/>.</item>
+/// <item>optionally <see cref="DefaultTargets"/> and <see cref="IsLinearForAllLinear"/>;</item>
+/// <item>optionally <see cref="BeforeInjection"/>, for state shared by all of an adapter's layers (VeRA).</item>
 /// </list>
 /// LoRA (<c>Peft.Methods/Lora</c>) is the worked example.
 /// </remarks>
@@ -62,6 +63,19 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <summary>Adds a further adapter to <paramref name="existing"/> when it is one of this method's layers.</summary>
     protected abstract bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, TConfig config, string adapterName, string path);
 
+    /// <summary>
+    /// Called once per <see cref="Attach"/>, after the targets are matched and before any layer is made (the
+    /// reference's <c>_pre_injection_hook</c>). A method whose layers share state across the model (VeRA's frozen
+    /// projections, sized by the largest target) builds it here and returns a config carrying it, which
+    /// <see cref="CreateLayer"/> and <see cref="TryAddToLayer"/> then receive. The default returns
+    /// <paramref name="config"/>.
+    /// </summary>
+    /// <param name="target">The model being adapted.</param>
+    /// <param name="config">The validated config.</param>
+    /// <param name="adapterName">The adapter's name.</param>
+    /// <param name="targets">Every slot that will get a layer: its full dotted name and its base layer's shape.</param>
+    protected virtual TConfig BeforeInjection(AdapterTarget target, TConfig config, string adapterName, IReadOnlyList<(string Path, LayerShape Shape)> targets) => config;
+
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
     {
@@ -74,13 +88,18 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var slots = EnumerateSlots(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
 
-        var wrapped = new List<(string Path, IAdapterLayer Layer)>();
-        foreach (var (path, owner, slotName) in slots)
+        var matched = slots.Where(s => IsTarget(typed, targets, NamesOf(model, s.Path))).ToList();
+        if (matched.Count == 0)
         {
-            // A module matches under its run-time name or its classic one (adapters saved under transformers 4).
-            var names = NamesOf(model, path);
-            if (!names.Any(targets.Matches) || names.Any(n => typed.ExcludeModules?.Matches(n) ?? false) || !names.Any(n => InSelectedLayer(typed, n))) continue;
-            if (typed.ModulesToSave?.Any(m => names.Any(n => NameMatches(n, m))) ?? false) continue;
+            var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
+            throw new PeftConfigException(
+                $"target_modules {targets} matched no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {examples}.");
+        }
+        typed = BeforeInjection(target, typed, adapterName, matched.Select(s => (s.Path, LayerShape.Of(s.Owner.GetSlot(s.Slot)))).ToList());
+
+        var wrapped = new List<(string Path, IAdapterLayer Layer)>();
+        foreach (var (path, owner, slotName) in matched)
+        {
             var current = owner.GetSlot(slotName);
             if (!TryAddToLayer(current, typed, adapterName, path))
             {
@@ -92,17 +111,18 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
             }
             wrapped.Add((path, (IAdapterLayer)current));
         }
-        if (wrapped.Count == 0)
-        {
-            var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
-            throw new PeftConfigException(
-                $"target_modules {targets} matched no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {examples}.");
-        }
 
         var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
         return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
+    }
+
+    /// <summary>Whether a module, under its run-time name or its classic one (adapters saved under transformers 4), gets a layer.</summary>
+    private static bool IsTarget(TConfig config, TargetModules targets, IReadOnlyCollection<string> names)
+    {
+        if (!names.Any(targets.Matches) || names.Any(n => config.ExcludeModules?.Matches(n) ?? false) || !names.Any(n => InSelectedLayer(config, n))) return false;
+        return !(config.ModulesToSave?.Any(m => names.Any(n => NameMatches(n, m))) ?? false);
     }
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)

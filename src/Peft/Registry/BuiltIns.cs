@@ -33,10 +33,16 @@ public static class BuiltIns
     /// <summary>A fresh instance of each built-in method.</summary>
     public static IEnumerable<IPeftMethod> Methods() =>
     [
+        new Peft.Methods.Boft.BoftMethod(),
+        new Peft.Methods.FourierFT.FourierFTMethod(),
         new Peft.Methods.IA3.IA3Method(),
+        new Peft.Methods.LoHa.LoHaMethod(),
+        new Peft.Methods.LoKr.LoKrMethod(),
         new Peft.Methods.Lora.LoraMethod(),
+        new Peft.Methods.Oft.OftMethod(),
         new Peft.Methods.PrefixTuning.PrefixTuningMethod(),
         new Peft.Methods.PromptTuning.PromptTuningMethod(),
         new Peft.Methods.PTuning.PTuningMethod(),
+        new Peft.Methods.Vera.VeraMethod(),
     ];
 }

@@ -1,0 +1,21 @@
+using System.Text.Json.Serialization;
+using Peft.Methods.Lycoris;
+
+namespace Peft.Methods.LoHa;
+
+/// <summary>LoHa's adapter_config.json (the reference's <c>LoHaConfig</c>).</summary>
+public sealed record LoHaConfig : LycorisConfig
+{
+    /// <summary>The <c>peft_type</c> "LOHA".</summary>
+    public static readonly PeftType Type = new("LOHA");
+
+    /// <inheritdoc />
+    public override PeftType PeftType => Type;
+
+    /// <summary>
+    /// True (the default): <c>hada_w2_b</c> starts at zero, so the adapter starts as the identity; false starts
+    /// every factor random (for tests).
+    /// </summary>
+    [JsonPropertyName("init_weights")]
+    public bool InitWeights { get; init; } = true;
+}
