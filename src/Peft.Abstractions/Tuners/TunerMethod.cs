@@ -37,7 +37,9 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     {
         try
         {
-            return json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            config.WarnAboutUnknownFields(source);
+            return config;
         }
         catch (JsonException e)
         {
@@ -62,6 +64,15 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <summary>Adds a further adapter to <paramref name="existing"/> when it is one of this method's layers.</summary>
     protected abstract bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, TConfig config, string adapterName, string path);
 
+    /// <summary>
+    /// Head modules the reference adds to modules_to_save for a task (its PeftModelForSequenceClassification
+    /// and kin): a model has one of them, so these names may match nothing.
+    /// </summary>
+    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType? task) =>
+        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
+        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
+        : [];
+
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
     {
@@ -73,18 +84,19 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var model = target.Model;
         var slots = EnumerateSlots(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
+        var modules = ModelModules(model);
+        CheckModulesToSave(typed, target, slots, modules);
 
         var wrapped = new List<(string Path, IAdapterLayer Layer)>();
         foreach (var (path, owner, slotName) in slots)
         {
-            if (!targets.Matches(path) || (typed.ExcludeModules?.Matches(path) ?? false) || !InSelectedLayer(typed, path)) continue;
-            if (typed.ModulesToSave?.Any(m => NameMatches(path, m)) ?? false) continue;
+            if (!targets.Matches(path) || Skipped(typed, path)) continue;
             var current = owner.GetSlot(slotName);
             if (!TryAddToLayer(current, typed, adapterName, path))
             {
                 var layer = CreateLayer(current, LayerShape.Of(current), typed, adapterName, path)
                     ?? throw new PeftConfigException(
-                        $"Target module '{path}' is a {current.GetType().Name}, which {PeftType} does not support.");
+                        $"Target module '{path}' is a {TypeName(current)}, which {PeftType} does not support.");
                 owner.ReplaceSlot(slotName, layer);
                 current = layer;
             }
@@ -96,12 +108,98 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
             throw new PeftConfigException(
                 $"target_modules {targets} matched no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {examples}.");
         }
+        if (typed.TargetModules is { IsAllLinear: false } given) CheckEveryTargetWrapped(typed, given, target, modules, wrapped);
 
-        var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
+        var saved = WrapModulesToSave(model, typed, adapterName, slots);
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
         return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
     }
+
+    /// <summary>
+    /// Modules a target never wraps: excluded ones, those outside layers_to_transform, and (as the
+    /// reference) modules_to_save modules and everything inside them, which are trained in full.
+    /// </summary>
+    private static bool Skipped(TConfig config, string path) =>
+        (config.ExcludeModules?.Matches(path) ?? false) || !InSelectedLayer(config, path)
+        || (config.ModulesToSave?.Any(m => IsWithin(path, m)) ?? false);
+
+    /// <summary>Whether <paramref name="path"/> is the module <paramref name="name"/> names, or inside it.</summary>
+    private static bool IsWithin(string path, string name)
+    {
+        for (int end = path.IndexOf('.'); ; end = path.IndexOf('.', end + 1))
+        {
+            var prefix = end < 0 ? path : path[..end];
+            if (NameMatches(prefix, name)) return true;
+            if (end < 0) return false;
+        }
+    }
+
+    /// <summary>
+    /// Every module the user's target_modules names must have been wrapped (or be deliberately
+    /// skipped): a name that matches nothing, or a module that is not an adapter slot of a kind this
+    /// method supports, is an error naming it and its type, never silently dropped.
+    /// </summary>
+    private void CheckEveryTargetWrapped(TConfig config, TargetModules targets, AdapterTarget target,
+        List<(string Path, nn.Module Module)> modules, List<(string Path, IAdapterLayer Layer)> wrapped)
+    {
+        var done = wrapped.Select(w => w.Path).ToHashSet(StringComparer.Ordinal);
+        foreach (var (path, module) in modules)
+        {
+            if (done.Contains(path) || !targets.Matches(path) || Skipped(config, path)) continue;
+            throw new PeftConfigException(
+                $"target_modules {targets} matches '{path}', a {TypeName(module)}, which {PeftType} cannot wrap in the {target.Architecture.ModelType} architecture " +
+                "(adapters go on the Linear, Conv1D and Embedding modules the architecture declares as adapter slots); name the layers inside it, or leave it out.");
+        }
+        foreach (var name in targets.Names ?? [])
+        {
+            if (modules.Any(m => NameMatches(m.Path, name))) continue;
+            throw new PeftConfigException(
+                $"target_modules entry '{name}' matches no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {string.Join(", ", done.Take(8))}.");
+        }
+    }
+
+    /// <summary>modules_to_save names must each match a replaceable module (those the reference adds for the task may match nothing).</summary>
+    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots,
+        List<(string Path, nn.Module Module)> modules)
+    {
+        var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
+        foreach (var name in config.ModulesToSave ?? [])
+        {
+            if (slots.Any(s => NameMatches(s.Path, name))) continue;
+            var matches = modules.Where(m => NameMatches(m.Path, name)).ToList();
+            if (matches.Count == 0)
+            {
+                if (optional.Contains(name)) continue;
+                throw new PeftConfigException($"modules_to_save entry '{name}' matches no module of the {target.Architecture.ModelType} model.");
+            }
+            throw new PeftConfigException(
+                $"modules_to_save entry '{name}' matches '{matches[0].Path}', a {TypeName(matches[0].Module)}, which the {target.Architecture.ModelType} architecture " +
+                "does not declare as a replaceable module (slot), so no trainable copy can take its place.");
+        }
+    }
+
+    /// <summary>The model's modules by full name, leaving out the insides of adapter layers and modules_to_save wrappers.</summary>
+    private static List<(string Path, nn.Module Module)> ModelModules(PreTrainedModel model)
+    {
+        var result = new List<(string, nn.Module)>();
+        var wrappers = new List<string>();
+        foreach (var (path, module) in model.named_modules())
+        {
+            if (path.Length == 0 || wrappers.Any(w => path.StartsWith(w + ".", StringComparison.Ordinal))) continue;
+            result.Add((path, module));
+            if (module is IAdapterLayer or ModulesToSaveWrapper) wrappers.Add(path);
+        }
+        return result;
+    }
+
+    /// <summary>The reference's name for a module's type (what modules.txt lists), looking through adapter layers.</summary>
+    private static string TypeName(nn.Module module) => module switch
+    {
+        IAdapterLayer adapter => TypeName(adapter.BaseLayer),
+        ModulesToSaveWrapper wrapper => TypeName(wrapper.Original),
+        _ => module.GetName() is { Length: > 0 } name ? name : module.GetType().Name,
+    };
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
     {
@@ -142,18 +240,19 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
 
     private static bool InSelectedLayer(TConfig config, string path)
     {
-        if (config.LayersToTransform is null) return true;
-        var pattern = config.LayersPattern is null
+        var (indices, layersPattern) = config.SelectedLayers;
+        if (indices is null) return true;
+        var pattern = layersPattern is null
             ? LayerIndex
-            : new Regex($@"\.{Regex.Escape(config.LayersPattern)}\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
+            : new Regex($@"\.{Regex.Escape(layersPattern)}\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
         var match = pattern.Match("." + path);
-        return match.Success && config.LayersToTransform.Contains(int.Parse(match.Groups[1].Value));
+        return match.Success && indices.Contains(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
-        PreTrainedModel model, TConfig config, AdapterTarget target, string adapterName,
+        PreTrainedModel model, TConfig config, string adapterName,
         List<(string Path, IModuleSlots Owner, string Slot)> slots)
     {
         var result = new List<(string, ModulesToSaveWrapper)>();
