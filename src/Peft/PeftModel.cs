@@ -248,7 +248,24 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>Folds the active adapter into the base weights; forward() then runs at base-model cost.</summary>
-    public void Merge() => Mergeable(ActiveAdapter).Merge();
+    public void Merge()
+    {
+        var adapter = Mergeable(ActiveAdapter);
+        UntieBeforeMerging();
+        adapter.Merge();
+    }
+
+    /// <summary>
+    /// An adapter on the input embedding or on an output head whose weight the embedding shares would,
+    /// merged, change both; the head gets its own copy first, so merged computes what adapted did.
+    /// </summary>
+    private void UntieBeforeMerging()
+    {
+        if (Model.TiedWeights.Count == 0) return;
+        var onTiedPair = Model.InputEmbeddings is IAdapterLayer
+            || (ActiveAdapter is TunerAdapter tuner && tuner.Layers.Any(l => Model.HeadModuleNames.Contains(l.Path)));
+        if (onTiedPair) Model.UntieOutputEmbeddings();
+    }
 
     /// <summary>Takes a merged adapter back out of the base weights.</summary>
     public void Unmerge() => Mergeable(ActiveAdapter).Unmerge();
@@ -261,7 +278,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public PreTrainedModel MergeAndUnload()
     {
         var adapter = Mergeable(ActiveAdapter);
-        if (Model.TiedWeights.Count > 0 && Model.InputEmbeddings is IAdapterLayer) Model.UntieOutputEmbeddings();
+        UntieBeforeMerging();
         adapter.Unload(merge: true);
         _adapters.Clear();
         return Model;

@@ -93,6 +93,7 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => embedding switch
     {
         IAdapterLayer adapter => EmbeddingWeight(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => EmbeddingWeight(wrapper.Original), // a tied head keeps the original, as the reference's
         TorchSharp.Modules.Embedding plain => plain.weight!,
         _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
     };

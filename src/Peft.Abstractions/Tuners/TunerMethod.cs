@@ -153,7 +153,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         }
         foreach (var name in targets.Names ?? [])
         {
-            if (modules.Any(m => NameMatches(m.Path, name))) continue;
+            if (done.Any(p => NameMatches(p, name)) || modules.Any(m => NameMatches(m.Path, name))) continue;
             throw new PeftConfigException(
                 $"target_modules entry '{name}' matches no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {string.Join(", ", done.Take(8))}.");
         }

@@ -14,7 +14,9 @@ namespace Peft.Tests.Correctness;
 /// <summary>adapter_config.json and adapter_model.safetensors as the reference reads and writes them.</summary>
 public class AdapterFilesTests
 {
-    private static LoraConfig Lora(TaskType? task = TaskType.CausalLM) => new()
+    private static LoraConfig Lora() => Lora(TaskType.CausalLM);
+
+    private static LoraConfig Lora(TaskType? task) => new()
     {
         TaskType = task,
         TargetModules = TargetModules.FromNames(["c_attn"]),
@@ -166,7 +168,7 @@ public class AdapterFilesTests
     {
         using var scratch = new ScratchDirectory();
         torch.manual_seed(1);
-        PeftModels.Default.GetPeftModel(Load("gpt2-clm", TaskType.CausalLM), Lora(task: null)).SavePretrained(scratch.Path);
+        PeftModels.Default.GetPeftModel(Load("gpt2-clm", TaskType.CausalLM), Lora(null)).SavePretrained(scratch.Path);
         var config = ReadConfig(scratch.Path);
         Assert.Equal(Model("gpt2-clm"), config["base_model_name_or_path"]!.GetValue<string>());
         Assert.True(config.ContainsKey("revision"));
