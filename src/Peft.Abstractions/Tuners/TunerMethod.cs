@@ -90,7 +90,9 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var wrapped = new List<(string Path, IAdapterLayer Layer)>();
         foreach (var (path, owner, slotName) in slots)
         {
-            if (!targets.Matches(path) || Skipped(typed, path)) continue;
+            // A module matches under its run-time name or its classic one (adapters saved under transformers 4).
+            var names = NamesOf(model, path);
+            if (!names.Any(targets.Matches) || Skipped(typed, names)) continue;
             var current = owner.GetSlot(slotName);
             if (!TryAddToLayer(current, typed, adapterName, path))
             {
@@ -120,9 +122,9 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// Modules a target never wraps: excluded ones, those outside layers_to_transform, and (as the
     /// reference) modules_to_save modules and everything inside them, which are trained in full.
     /// </summary>
-    private static bool Skipped(TConfig config, string path) =>
-        (config.ExcludeModules?.Matches(path) ?? false) || !InSelectedLayer(config, path)
-        || (config.ModulesToSave?.Any(m => IsWithin(path, m)) ?? false);
+    private static bool Skipped(TConfig config, string[] names) =>
+        names.Any(n => (config.ExcludeModules?.Matches(n) ?? false) || (config.ModulesToSave?.Any(m => IsWithin(n, m)) ?? false))
+        || !names.Any(n => InSelectedLayer(config, n));
 
     /// <summary>Whether <paramref name="path"/> is the module <paramref name="name"/> names, or inside it.</summary>
     private static bool IsWithin(string path, string name)
@@ -146,14 +148,15 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var done = wrapped.Select(w => w.Path).ToHashSet(StringComparer.Ordinal);
         foreach (var (path, module) in modules)
         {
-            if (done.Contains(path) || !targets.Matches(path) || Skipped(config, path)) continue;
+            var names = NamesOf(target.Model, path);
+            if (done.Contains(path) || !names.Any(targets.Matches) || Skipped(config, names)) continue;
             throw new PeftConfigException(
                 $"target_modules {targets} matches '{path}', a {TypeName(module)}, which {PeftType} cannot wrap in the {target.Architecture.ModelType} architecture " +
                 "(adapters go on the Linear, Conv1D and Embedding modules the architecture declares as adapter slots); name the layers inside it, or leave it out.");
         }
         foreach (var name in targets.Names ?? [])
         {
-            if (done.Any(p => NameMatches(p, name)) || modules.Any(m => NameMatches(m.Path, name))) continue;
+            if (done.Concat(modules.Select(m => m.Path)).Any(p => NamesOf(target.Model, p).Any(a => NameMatches(a, name)))) continue;
             throw new PeftConfigException(
                 $"target_modules entry '{name}' matches no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {string.Join(", ", done.Take(8))}.");
         }
@@ -166,8 +169,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
         foreach (var name in config.ModulesToSave ?? [])
         {
-            if (slots.Any(s => NameMatches(s.Path, name))) continue;
-            var matches = modules.Where(m => NameMatches(m.Path, name)).ToList();
+            if (slots.Any(s => NamesOf(target.Model, s.Path).Any(a => NameMatches(a, name)))) continue;
+            var matches = modules.Where(m => NamesOf(target.Model, m.Path).Any(a => NameMatches(a, name))).ToList();
             if (matches.Count == 0)
             {
                 if (optional.Contains(name)) continue;
@@ -249,6 +252,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         return match.Success && indices.Contains(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>The module's run-time name, and its classic name where the architecture renamed it.</summary>
+    private static string[] NamesOf(PreTrainedModel model, string path) =>
+        model.ClassicNames.ToClassic(path) is var classic && classic != path ? [path, classic] : [path];
+
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
@@ -259,7 +266,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         if (config.ModulesToSave is not { Count: > 0 } names) return result;
         foreach (var (path, owner, slot) in slots)
         {
-            if (!names.Any(n => NameMatches(path, n))) continue;
+            var aliases = NamesOf(model, path);
+            if (!names.Any(n => aliases.Any(a => NameMatches(a, n)))) continue;
             var current = owner.GetSlot(slot);
             if (current is not ModulesToSaveWrapper wrapper)
             {
