@@ -23,6 +23,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     private const string ConfigFileName = "adapter_config.json";
     private const string ReferencePeftVersion = "0.21.0";
     private const string WeightsFileName = "adapter_model.safetensors";
+    private const string PickledWeightsFileName = "adapter_model.bin";
 
     private readonly PeftRegistry _registry;
     private readonly Dictionary<string, IAdapter> _adapters = new(StringComparer.Ordinal);
@@ -89,12 +90,21 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <param name="isTrainable">False (inference) leaves every parameter frozen.</param>
     public static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
     {
-        var config = ReadAdapterConfig(registry, adapterDirectory);
+        var config = ForLoading(ReadAdapterConfig(registry, adapterDirectory), isTrainable);
         var peft = Create(model, registry, config, adapterName);
         peft.LoadAdapterWeights(adapterName, adapterDirectory);
         peft.SetTrainable(adapterName, isTrainable);
         return peft;
     }
+
+    /// <summary>
+    /// The config as the reference loads it: <c>inference_mode</c> follows <paramref name="isTrainable"/>
+    /// whatever the file says, and the weights come from the checkpoint (so options that only decide
+    /// how new weights start do not apply). Prompt-learning adapters save only the prompts (the
+    /// encoder's output), so they always load as their prompts: an encoder would be random.
+    /// </summary>
+    private static PeftConfig ForLoading(PeftConfig config, bool isTrainable) =>
+        config with { InferenceMode = config is PromptLearning.PromptLearningConfig || !isTrainable, WeightsFromCheckpoint = true };
 
     /// <summary>Reads adapter_config.json through the method plugin its peft_type names.</summary>
     /// <exception cref="PeftConfigException">The file is missing, unreadable or names an unknown method.</exception>
@@ -125,7 +135,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>Adds a further adapter from a saved directory (load_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
     public void LoadAdapter(string adapterDirectory, string adapterName, bool isTrainable = false)
     {
-        AddAdapter(adapterName, ReadAdapterConfig(_registry, adapterDirectory));
+        AddAdapter(adapterName, ForLoading(ReadAdapterConfig(_registry, adapterDirectory), isTrainable));
         LoadAdapterWeights(adapterName, adapterDirectory);
         SetTrainable(adapterName, isTrainable);
     }
@@ -140,13 +150,31 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             throw new PeftConfigException($"Adapter '{adapterName}' ({config.PeftType}) cannot be combined with '{ActiveAdapterName}' ({PeftConfig.PeftType}) in one model.");
         }
         Register(adapter);
-        SetAdapter(ActiveAdapterName);
+        Activate(ActiveAdapterName);
     }
 
     /// <summary>Makes <paramref name="adapterName"/> the adapter forward() uses.</summary>
     public void SetAdapter(string adapterName)
     {
         if (!_adapters.ContainsKey(adapterName)) throw new ArgumentException($"No adapter named '{adapterName}'; loaded: {string.Join(", ", _adapters.Keys)}.", nameof(adapterName));
+        UnmergeFirst("Adapter cannot be set when the model is merged. Unmerging the model first.");
+        Activate(adapterName);
+    }
+
+    /// <summary>
+    /// Unmerges every merged layer, with a warning, before an operation that needs the base weights
+    /// as they were (the reference's set_adapter and disabled forward do the same).
+    /// </summary>
+    private void UnmergeFirst(string warning)
+    {
+        var merged = Model.modules().OfType<IAdapterLayer>().Where(l => l.MergedAdapters.Count > 0).ToList();
+        if (merged.Count == 0) return;
+        PeftLog.Warn(warning);
+        foreach (var layer in merged) layer.Unmerge();
+    }
+
+    private void Activate(string adapterName)
+    {
         ActiveAdapterName = adapterName;
         foreach (var module in Model.modules())
         {
@@ -171,6 +199,15 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     private void LoadAdapterWeights(string adapterName, string adapterDirectory)
     {
         var path = Path.Combine(adapterDirectory, WeightsFileName);
+        var pickled = Path.Combine(adapterDirectory, PickledWeightsFileName);
+        if (!File.Exists(path) && File.Exists(pickled))
+        {
+            // A pickle can run arbitrary code on load, so it is never opened here.
+            throw new CheckpointException(pickled, null,
+                $"the adapter has only {PickledWeightsFileName} (a PyTorch pickle), which this library never opens (unpickling can run code). Convert it to " +
+                $"{WeightsFileName} in Python: `from safetensors.torch import save_file; import torch; " +
+                $"save_file(torch.load('{PickledWeightsFileName}', weights_only=True), '{WeightsFileName}', metadata={{'format': 'pt'}})`.");
+        }
         var state = SafeTensors.Load(path);
         try
         {
@@ -205,12 +242,30 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     {
         var adapter = ActiveAdapter;
         var was = adapter.Disabled;
+        UnmergeFirst("The adapter is merged into the base weights; unmerging it so that the disabled model is the base model.");
         adapter.Disabled = true;
         return new Restore(() => adapter.Disabled = was);
     }
 
     /// <summary>Folds the active adapter into the base weights; forward() then runs at base-model cost.</summary>
-    public void Merge() => Mergeable(ActiveAdapter).Merge();
+    public void Merge()
+    {
+        var adapter = Mergeable(ActiveAdapter);
+        UntieBeforeMerging();
+        adapter.Merge();
+    }
+
+    /// <summary>
+    /// An adapter on the input embedding or on an output head whose weight the embedding shares would,
+    /// merged, change both; the head gets its own copy first, so merged computes what adapted did.
+    /// </summary>
+    private void UntieBeforeMerging()
+    {
+        if (Model.TiedWeights.Count == 0) return;
+        var onTiedPair = Model.InputEmbeddings is IAdapterLayer
+            || (ActiveAdapter is TunerAdapter tuner && tuner.Layers.Any(l => Model.HeadModuleNames.Contains(l.Path)));
+        if (onTiedPair) Model.UntieOutputEmbeddings();
+    }
 
     /// <summary>Takes a merged adapter back out of the base weights.</summary>
     public void Unmerge() => Mergeable(ActiveAdapter).Unmerge();
@@ -223,7 +278,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public PreTrainedModel MergeAndUnload()
     {
         var adapter = Mergeable(ActiveAdapter);
-        if (Model.TiedWeights.Count > 0 && Model.InputEmbeddings is IAdapterLayer) Model.UntieOutputEmbeddings();
+        UntieBeforeMerging();
         adapter.Unload(merge: true);
         _adapters.Clear();
         return Model;
@@ -263,12 +318,32 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             Directory.CreateDirectory(target);
             // peft_version names the file format Python PEFT reads (it parses it as a version): the
             // one this library reproduces, not this library's own version.
-            var config = adapter.Config with { InferenceMode = true, PeftVersion = adapter.Config.PeftVersion ?? ReferencePeftVersion };
+            var config = adapter.Config with
+            {
+                InferenceMode = true,
+                PeftVersion = adapter.Config.PeftVersion ?? ReferencePeftVersion,
+                BaseModelNameOrPath = adapter.Config.BaseModelNameOrPath ?? Model.NameOrPath,
+                AutoMapping = adapter.Config.TaskType is null ? AutoMapping() : adapter.Config.AutoMapping,
+            };
             File.WriteAllText(Path.Combine(target, ConfigFileName), PeftJson.Serialize(config));
             using var scope = torch.NewDisposeScope();
             var state = adapter.GetStateDict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
             SafeTensors.Save(Path.Combine(target, WeightsFileName), state, new Dictionary<string, string> { ["format"] = "pt" });
         }
+    }
+
+    /// <summary>
+    /// What the reference writes for an adapter without a task type: the base model's transformers
+    /// class (config.json's first <c>architectures</c> entry, else the model's own class name) and its module.
+    /// </summary>
+    private Dictionary<string, string> AutoMapping()
+    {
+        var modelClass = Model.Config.Architectures?.FirstOrDefault() ?? Model.GetName();
+        return new Dictionary<string, string>
+        {
+            ["base_model_class"] = modelClass,
+            ["parent_library"] = Model.TransformersModule,
+        };
     }
 
     /// <summary>Trainable and total parameter counts, each shared tensor counted once.</summary>

@@ -30,21 +30,89 @@ public abstract record PeftConfig
     [JsonPropertyName("inference_mode")]
     public bool InferenceMode { get; init; }
 
+    /// <summary>
+    /// For adapters without a task type, the transformers class and module of the base model
+    /// (<c>base_model_class</c>, <c>parent_library</c>), so that Python's AutoPeftModel can rebuild it.
+    /// </summary>
+    [JsonPropertyName("auto_mapping")]
+    public IReadOnlyDictionary<string, string>? AutoMapping { get; init; }
+
     /// <summary>Version of the library that wrote the config.</summary>
     [JsonPropertyName("peft_version")]
     public string? PeftVersion { get; init; }
+
+    /// <summary>
+    /// Set when the adapter's weights will be loaded from a checkpoint (from_pretrained,
+    /// load_adapter): options that only decide how new weights start are then not checked. Not saved.
+    /// </summary>
+    [JsonIgnore]
+    public bool WeightsFromCheckpoint { get; init; }
 
     /// <summary>Keys this library does not model, kept verbatim.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; init; }
 
     /// <summary>
-    /// Checks the config on its own (ranges, conflicting fields) and throws
-    /// <see cref="PeftConfigException"/> naming the offending fields. Called before injection.
+    /// Fields of the reference's config (and of later PEFT versions) that this library does not
+    /// implement, each with what it would change. A config that sets one to anything but its inert
+    /// value (null, false, an empty list or object) is refused by <see cref="Validate"/>, naming
+    /// field and value: never a silent change of meaning. docs/COMPATIBILITY.md lists them.
+    /// </summary>
+    protected virtual IReadOnlyDictionary<string, string> UnimplementedFields { get; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// Fields of the reference's config that this library knows and that cannot change its results
+    /// (settings of features only the refused fields enable, loading hints): kept, saved back, not warned about.
+    /// </summary>
+    protected virtual IReadOnlySet<string> HarmlessFields { get; } = new HashSet<string>();
+
+    /// <summary>
+    /// Checks the config on its own (ranges, conflicting fields, unimplemented reference fields) and
+    /// throws <see cref="PeftConfigException"/> naming the offending fields. Called before injection.
     /// </summary>
     public virtual void Validate()
     {
+        foreach (var (key, value) in ExtensionData ?? [])
+        {
+            if (UnimplementedFields.TryGetValue(key, out var meaning) && !IsInert(value))
+            {
+                throw new PeftConfigException(
+                    $"`{key}` = {value.GetRawText()} is not implemented by the {PeftType} plugin of this library ({meaning}); remove it or set it to {InertValue(value)}.");
+            }
+        }
     }
+
+    /// <summary>
+    /// Logs a warning for every key of the file that neither this config nor the reference's
+    /// knows (a newer PEFT's field, a typo): it is kept and saved back, but has no effect here.
+    /// </summary>
+    /// <param name="source">The file, for the message.</param>
+    public void WarnAboutUnknownFields(string source)
+    {
+        foreach (var key in ExtensionData?.Keys ?? Enumerable.Empty<string>())
+        {
+            if (UnimplementedFields.ContainsKey(key) || HarmlessFields.Contains(key)) continue;
+            PeftLog.Warn($"{source}: `{key}` is not a {PeftType} config field this library knows; it is kept and saved back but has no effect.");
+        }
+    }
+
+    /// <summary>Whether a value leaves the math as without the field: null, false, "", [] or {}.</summary>
+    private static bool IsInert(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Null or JsonValueKind.False or JsonValueKind.Undefined => true,
+        JsonValueKind.Array => value.GetArrayLength() == 0,
+        JsonValueKind.Object => !value.EnumerateObject().Any(),
+        JsonValueKind.String => value.GetString()!.Length == 0,
+        _ => false,
+    };
+
+    private static string InertValue(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.True => "false",
+        JsonValueKind.Array => "[] or null",
+        JsonValueKind.Object => "{} or null",
+        _ => "null",
+    };
 }
 
 /// <summary>A config that cannot be used as written: the message names the field(s) at fault.</summary>

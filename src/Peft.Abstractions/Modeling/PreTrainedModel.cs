@@ -22,6 +22,26 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>The task (head) this model was built for.</summary>
     public TaskType Task { get; }
 
+    /// <summary>
+    /// Where the model came from (transformers' <c>name_or_path</c>): config.json's <c>_name_or_path</c>
+    /// when it names one, else the directory it was loaded from; null for a model built in code.
+    /// Saved adapters record it as <c>base_model_name_or_path</c>.
+    /// </summary>
+    public string? NameOrPath { get; set; }
+
+    /// <summary>
+    /// The Python module of the transformers class this model mirrors (saved in an adapter's
+    /// <c>auto_mapping</c>): <c>transformers.models.&lt;model_type&gt;.modeling_&lt;model_type&gt;</c> by default.
+    /// </summary>
+    public virtual string TransformersModule
+    {
+        get
+        {
+            var name = Config.ModelType.Replace('-', '_');
+            return $"transformers.models.{name}.modeling_{name}";
+        }
+    }
+
     /// <summary>The token embedding; prompt learning embeds virtual tokens next to it.</summary>
     public abstract nn.Module<Tensor, Tensor> InputEmbeddings { get; }
 
@@ -80,6 +100,7 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => embedding switch
     {
         IAdapterLayer adapter => EmbeddingWeight(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => EmbeddingWeight(wrapper.Original), // a tied head keeps the original, as the reference's
         TorchSharp.Modules.Embedding plain => plain.weight!,
         _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
     };

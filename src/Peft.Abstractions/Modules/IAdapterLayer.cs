@@ -24,6 +24,12 @@ public interface IAdapterLayer
     /// <summary>Names of the adapters currently merged into the base weight.</summary>
     IReadOnlyList<string> MergedAdapters { get; }
 
+    /// <summary>
+    /// Why <paramref name="adapterName"/> cannot be merged into this layer (e.g. a LoRA bias on a base
+    /// layer without bias), or null when it can. Checked on every layer before any weight changes.
+    /// </summary>
+    string? MergeBlocker(string adapterName) => null;
+
     /// <summary>Adds the named adapters' deltas into the base weight.</summary>
     void Merge(IEnumerable<string> adapterNames);
 

@@ -40,7 +40,9 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
     {
         try
         {
-            return json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            config.WarnAboutUnknownFields(source);
+            return config;
         }
         catch (JsonException e)
         {

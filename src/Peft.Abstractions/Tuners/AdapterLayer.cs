@@ -45,14 +45,45 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         set => _active = value.Where(AdapterNames.Contains).ToArray();
     }
 
-    /// <inheritdoc />
-    public bool AdaptersDisabled { get; set; }
+    /// <summary>
+    /// When set, forward() runs the base layer alone. A merged layer is unmerged first (as the
+    /// reference's forward does when adapters are disabled), so "disabled" really is the base layer.
+    /// </summary>
+    public bool AdaptersDisabled
+    {
+        get => _disabled;
+        set
+        {
+            if (value && _merged.Count > 0) Unmerge();
+            _disabled = value;
+        }
+    }
+
+    private bool _disabled;
 
     /// <inheritdoc />
     public IReadOnlyList<string> MergedAdapters => _merged;
 
     /// <summary>True when forward() should run the base layer alone.</summary>
     protected bool BaseOnly => AdaptersDisabled || _merged.Count > 0 && _active.All(_merged.Contains) || _active.Count == 0;
+
+    /// <summary>
+    /// The reference's rule for <c>fan_in_fan_out</c>: the layer kind decides (true exactly for GPT-2's
+    /// Conv1D, whose weight is stored (in, out)); a config that says otherwise is corrected with a warning.
+    /// </summary>
+    /// <param name="kind">The base layer's kind.</param>
+    /// <param name="configured">The config's value.</param>
+    protected static bool FanInFanOutFor(SlotKind kind, bool configured)
+    {
+        var actual = kind == SlotKind.Conv1D;
+        if (configured != actual)
+        {
+            PeftLog.Warn(actual
+                ? "fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True."
+                : "fan_in_fan_out is set to True but the target module is `torch.nn.Linear`. Setting fan_in_fan_out to False.");
+        }
+        return actual;
+    }
 
     /// <summary>The base layer's weight, in the base layer's own layout.</summary>
     protected Tensor BaseWeight => Shape.Kind switch
@@ -79,12 +110,20 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     protected virtual void UnmergeAdapter(string adapterName) => BaseWeight.sub_(Delta(adapterName));
 
     /// <inheritdoc />
+    public virtual string? MergeBlocker(string adapterName) => null;
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">An adapter cannot be merged here (<see cref="MergeBlocker"/>); nothing was changed.</exception>
     public virtual void Merge(IEnumerable<string> adapterNames)
     {
-        using var noGrad = torch.no_grad();
-        foreach (var name in adapterNames)
+        var names = adapterNames.Where(n => !_merged.Contains(n) && AdapterNames.Contains(n)).ToList();
+        foreach (var name in names)
         {
-            if (_merged.Contains(name) || !AdapterNames.Contains(name)) continue;
+            if (MergeBlocker(name) is { } reason) throw new InvalidOperationException($"Cannot merge adapter '{name}': {reason}");
+        }
+        using var noGrad = torch.no_grad();
+        foreach (var name in names)
+        {
             using var scope = torch.NewDisposeScope();
             MergeAdapter(name);
             _merged.Add(name);

@@ -64,7 +64,7 @@ public static class ModuleCloner
         if (module is ICloneableModule cloneable) return cloneable.Clone();
         nn.Module<Tensor, Tensor> copy = module switch
         {
-            Linear l => nn.Linear(l.in_features, l.out_features, hasBias: l.bias is not null),
+            Linear l => nn.Linear(l.weight!.shape[1], l.weight!.shape[0], hasBias: l.bias is not null),
             Layers.Conv1D c => new Layers.Conv1D(c.weight.shape[0], c.weight.shape[1]),
             Embedding e => Layers.Embeddings.Create(e.weight!.shape[0], e.weight!.shape[1], Layers.Embeddings.PaddingIndexOf(e)),
             LayerNorm n => nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine: n.weight is not null),

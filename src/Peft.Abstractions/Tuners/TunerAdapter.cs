@@ -95,7 +95,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
         foreach (var (name, b) in SavedCopyBuffers()) state[SavedKey(name)] = b;
-        foreach (var (name, p) in EmbeddingBaseParameters()) state[SavedKey(name)] = p;
+        foreach (var (name, p) in EmbeddingBaseParameters()) state[BaseKey(name)] = p;
         foreach (var shared in SharedTensors().Where(s => s.Saved)) state[shared.SavedKey] = shared.Tensor;
         return state;
     }
@@ -149,15 +149,29 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             EmbeddingLayerNames.Any(e => m.name == e || m.name.EndsWith("." + e, StringComparison.Ordinal)) && targets.Matches(m.name));
     }
 
-    /// <summary>The reference's saved key for an in-memory name: adapter name dropped, under base_model.model.</summary>
+    /// <summary>
+    /// The reference's saved key for an in-memory name (its <c>_remove_adapter_name_from_state_dict_key</c>):
+    /// only the adapter name right before the parameter name goes (<c>lora_A.default.weight</c> → <c>lora_A.weight</c>,
+    /// <c>lora_embedding_A.default</c> → <c>lora_embedding_A</c>), so an adapter named like a module
+    /// (<c>"h"</c>, <c>"0"</c>, <c>"attn"</c>) leaves the path alone. A modules_to_save copy drops its
+    /// <c>modules_to_save.&lt;adapter&gt;</c> infix, as the reference's wrapper maps it.
+    /// </summary>
     private string SavedKey(string name)
     {
-        // score.modules_to_save.default.weight → score.weight; lora_A.default.weight → lora_A.weight;
-        // lora_embedding_A.default → lora_embedding_A.
-        var key = name.Replace($".modules_to_save.{Name}.", ".").Replace($".{Name}.", ".");
-        if (key.EndsWith("." + Name, StringComparison.Ordinal)) key = key[..^(Name.Length + 1)];
-        return SavedKeyPrefix + key;
+        var copyInfix = $".modules_to_save.{Name}.";
+        foreach (var (path, _) in _saved)
+        {
+            if (name.StartsWith(path + copyInfix, StringComparison.Ordinal)) return SavedKeyPrefix + path + "." + name[(path.Length + copyInfix.Length)..];
+        }
+        if (name.EndsWith("." + Name, StringComparison.Ordinal)) return SavedKeyPrefix + name[..^(Name.Length + 1)];
+        var lastDot = name.LastIndexOf('.');
+        var (head, parameter) = (name[..lastDot], name[(lastDot + 1)..]);
+        if (head.EndsWith("." + Name, StringComparison.Ordinal)) head = head[..^(Name.Length + 1)];
+        return SavedKeyPrefix + head + "." + parameter;
     }
+
+    /// <summary>The saved key of a base weight saved beside the adapter: its in-memory name, under base_model.model.</summary>
+    private static string BaseKey(string name) => SavedKeyPrefix + name;
 
     /// <inheritdoc />
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
@@ -184,11 +198,11 @@ public sealed class TunerAdapter : IAdapter, IMergeable
         var embeddings = EmbeddingBaseParameters().ToList();
         foreach (var (name, p) in embeddings)
         {
-            if (!state.TryGetValue(SavedKey(name), out var value)) continue;
+            if (!state.TryGetValue(BaseKey(name), out var value)) continue;
             if (!value.shape.SequenceEqual(p.shape))
             {
                 throw new InvalidDataException(
-                    $"{source}: '{SavedKey(name)}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
+                    $"{source}: '{BaseKey(name)}' has shape [{string.Join(", ", value.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
             }
             p.copy_(value);
         }
@@ -208,7 +222,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             }
             tensor.Tensor.copy_(value);
         }
-        var known = expected.Select(e => e.Name).Concat(embeddings.Select(e => e.Name)).Select(SavedKey).Concat(shared.Select(s => s.SavedKey)).ToHashSet();
+        var known = expected.Select(e => SavedKey(e.Name)).Concat(embeddings.Select(e => BaseKey(e.Name))).Concat(shared.Select(s => s.SavedKey)).ToHashSet();
         var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
         if (unknown.Count > 0)
         {

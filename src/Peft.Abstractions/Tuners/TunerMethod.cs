@@ -38,7 +38,9 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     {
         try
         {
-            return json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            config.WarnAboutUnknownFields(source);
+            return config;
         }
         catch (JsonException e)
         {
@@ -76,6 +78,15 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <param name="targets">Every slot that will get a layer: its full dotted name and its base layer's shape.</param>
     protected virtual TConfig BeforeInjection(AdapterTarget target, TConfig config, string adapterName, IReadOnlyList<(string Path, LayerShape Shape)> targets) => config;
 
+    /// <summary>
+    /// Head modules the reference adds to modules_to_save for a task (its PeftModelForSequenceClassification
+    /// and kin): a model has one of them, so these names may match nothing.
+    /// </summary>
+    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType? task) =>
+        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
+        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
+        : [];
+
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
     {
@@ -87,8 +98,11 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var model = target.Model;
         var slots = EnumerateSlots(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
+        var modules = ModelModules(model);
+        CheckModulesToSave(typed, target, slots, modules);
 
-        var matched = slots.Where(s => IsTarget(typed, targets, NamesOf(model, s.Path))).ToList();
+        // A module matches under its run-time name or its classic one (adapters saved under transformers 4).
+        var matched = slots.Where(s => NamesOf(model, s.Path) is var names && names.Any(targets.Matches) && !Skipped(typed, names)).ToList();
         if (matched.Count == 0)
         {
             var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
@@ -105,25 +119,105 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
             {
                 var layer = CreateLayer(current, LayerShape.Of(current), typed, adapterName, path)
                     ?? throw new PeftConfigException(
-                        $"Target module '{path}' is a {current.GetType().Name}, which {PeftType} does not support.");
+                        $"Target module '{path}' is a {TypeName(current)}, which {PeftType} does not support.");
                 owner.ReplaceSlot(slotName, layer);
                 current = layer;
             }
             wrapped.Add((path, (IAdapterLayer)current));
         }
+        if (typed.TargetModules is { IsAllLinear: false } given) CheckEveryTargetWrapped(typed, given, target, modules, wrapped);
 
-        var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
+        var saved = WrapModulesToSave(model, typed, adapterName, slots);
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
         return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
     }
 
-    /// <summary>Whether a module, under its run-time name or its classic one (adapters saved under transformers 4), gets a layer.</summary>
-    private static bool IsTarget(TConfig config, TargetModules targets, IReadOnlyCollection<string> names)
+    /// <summary>
+    /// Modules a target never wraps: excluded ones, those outside layers_to_transform, and (as the
+    /// reference) modules_to_save modules and everything inside them, which are trained in full.
+    /// </summary>
+    private static bool Skipped(TConfig config, string[] names) =>
+        names.Any(n => (config.ExcludeModules?.Matches(n) ?? false) || (config.ModulesToSave?.Any(m => IsWithin(n, m)) ?? false))
+        || !names.Any(n => InSelectedLayer(config, n));
+
+    /// <summary>Whether <paramref name="path"/> is the module <paramref name="name"/> names, or inside it.</summary>
+    private static bool IsWithin(string path, string name)
     {
-        if (!names.Any(targets.Matches) || names.Any(n => config.ExcludeModules?.Matches(n) ?? false) || !names.Any(n => InSelectedLayer(config, n))) return false;
-        return !(config.ModulesToSave?.Any(m => names.Any(n => NameMatches(n, m))) ?? false);
+        for (int end = path.IndexOf('.'); ; end = path.IndexOf('.', end + 1))
+        {
+            var prefix = end < 0 ? path : path[..end];
+            if (NameMatches(prefix, name)) return true;
+            if (end < 0) return false;
+        }
     }
+
+    /// <summary>
+    /// Every module the user's target_modules names must have been wrapped (or be deliberately
+    /// skipped): a name that matches nothing, or a module that is not an adapter slot of a kind this
+    /// method supports, is an error naming it and its type, never silently dropped.
+    /// </summary>
+    private void CheckEveryTargetWrapped(TConfig config, TargetModules targets, AdapterTarget target,
+        List<(string Path, nn.Module Module)> modules, List<(string Path, IAdapterLayer Layer)> wrapped)
+    {
+        var done = wrapped.Select(w => w.Path).ToHashSet(StringComparer.Ordinal);
+        foreach (var (path, module) in modules)
+        {
+            var names = NamesOf(target.Model, path);
+            if (done.Contains(path) || !names.Any(targets.Matches) || Skipped(config, names)) continue;
+            throw new PeftConfigException(
+                $"target_modules {targets} matches '{path}', a {TypeName(module)}, which {PeftType} cannot wrap in the {target.Architecture.ModelType} architecture " +
+                "(adapters go on the Linear, Conv1D and Embedding modules the architecture declares as adapter slots); name the layers inside it, or leave it out.");
+        }
+        foreach (var name in targets.Names ?? [])
+        {
+            if (done.Concat(modules.Select(m => m.Path)).Any(p => NamesOf(target.Model, p).Any(a => NameMatches(a, name)))) continue;
+            throw new PeftConfigException(
+                $"target_modules entry '{name}' matches no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {string.Join(", ", done.Take(8))}.");
+        }
+    }
+
+    /// <summary>modules_to_save names must each match a replaceable module (those the reference adds for the task may match nothing).</summary>
+    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots,
+        List<(string Path, nn.Module Module)> modules)
+    {
+        var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
+        foreach (var name in config.ModulesToSave ?? [])
+        {
+            if (slots.Any(s => NamesOf(target.Model, s.Path).Any(a => NameMatches(a, name)))) continue;
+            var matches = modules.Where(m => NamesOf(target.Model, m.Path).Any(a => NameMatches(a, name))).ToList();
+            if (matches.Count == 0)
+            {
+                if (optional.Contains(name)) continue;
+                throw new PeftConfigException($"modules_to_save entry '{name}' matches no module of the {target.Architecture.ModelType} model.");
+            }
+            throw new PeftConfigException(
+                $"modules_to_save entry '{name}' matches '{matches[0].Path}', a {TypeName(matches[0].Module)}, which the {target.Architecture.ModelType} architecture " +
+                "does not declare as a replaceable module (slot), so no trainable copy can take its place.");
+        }
+    }
+
+    /// <summary>The model's modules by full name, leaving out the insides of adapter layers and modules_to_save wrappers.</summary>
+    private static List<(string Path, nn.Module Module)> ModelModules(PreTrainedModel model)
+    {
+        var result = new List<(string, nn.Module)>();
+        var wrappers = new List<string>();
+        foreach (var (path, module) in model.named_modules())
+        {
+            if (path.Length == 0 || wrappers.Any(w => path.StartsWith(w + ".", StringComparison.Ordinal))) continue;
+            result.Add((path, module));
+            if (module is IAdapterLayer or ModulesToSaveWrapper) wrappers.Add(path);
+        }
+        return result;
+    }
+
+    /// <summary>The reference's name for a module's type (what modules.txt lists), looking through adapter layers.</summary>
+    private static string TypeName(nn.Module module) => module switch
+    {
+        IAdapterLayer adapter => TypeName(adapter.BaseLayer),
+        ModulesToSaveWrapper wrapper => TypeName(wrapper.Original),
+        _ => module.GetName() is { Length: > 0 } name ? name : module.GetType().Name,
+    };
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
     {
@@ -164,12 +258,13 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
 
     private static bool InSelectedLayer(TConfig config, string path)
     {
-        if (config.LayersToTransform is null) return true;
-        var pattern = config.LayersPattern is null
+        var (indices, layersPattern) = config.SelectedLayers;
+        if (indices is null) return true;
+        var pattern = layersPattern is null
             ? LayerIndex
-            : new Regex($@"\.{Regex.Escape(config.LayersPattern)}\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
+            : new Regex($@"\.{Regex.Escape(layersPattern)}\.(\d+)(?:\.|$)", RegexOptions.CultureInvariant);
         var match = pattern.Match("." + path);
-        return match.Success && config.LayersToTransform.Contains(int.Parse(match.Groups[1].Value));
+        return match.Success && indices.Contains(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>The module's run-time name, and its classic name where the architecture renamed it.</summary>
@@ -179,7 +274,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
-        PreTrainedModel model, TConfig config, AdapterTarget target, string adapterName,
+        PreTrainedModel model, TConfig config, string adapterName,
         List<(string Path, IModuleSlots Owner, string Slot)> slots)
     {
         var result = new List<(string, ModulesToSaveWrapper)>();

@@ -18,13 +18,13 @@ public interface IBertEmbeddings
 }
 
 /// <summary>Word + position + token-type embeddings, then LayerNorm and dropout.</summary>
-[TargetModules("word_embeddings")]
+[TargetModules("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm")]
 public sealed partial class BertEmbeddings : nn.Module, IBertEmbeddings
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
-    private readonly Embedding position_embeddings;
-    private readonly Embedding token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> position_embeddings;
+    private nn.Module<Tensor, Tensor> token_type_embeddings;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
 
     /// <summary>Embeddings sized by the config; the word embedding keeps pad_token_id's row out of gradients.</summary>

@@ -175,6 +175,9 @@ public sealed class ClipTextModel : PreTrainedModel
     private readonly ClipEncoder encoder;
     private readonly LayerNorm final_layer_norm;
 
+    /// <summary>transformers keeps CLIP's text model with CLIP (model_type clip_text_model).</summary>
+    public override string TransformersModule => "transformers.models.clip.modeling_clip";
+
     /// <summary>A randomly initialised model of the config's sizes.</summary>
     public ClipTextModel(ClipTextConfig config) : base("CLIPTextModel", config, TaskType.FeatureExtraction)
     {

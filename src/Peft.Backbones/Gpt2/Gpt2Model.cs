@@ -36,14 +36,14 @@ public sealed class Gpt2Block : nn.Module
 }
 
 /// <summary>The bare GPT-2 model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
-[TargetModules("wte")]
+[TargetModules("wte", "wpe", "ln_f")]
 public sealed partial class Gpt2Model : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
-    private readonly Embedding wpe;
+    private nn.Module<Tensor, Tensor> wpe;
     private readonly Dropout drop;
     private readonly ModuleList<Gpt2Block> h;
-    private readonly LayerNorm ln_f;
+    private nn.Module<Tensor, Tensor> ln_f;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>
     public Gpt2Model(Gpt2Config config) : base("GPT2Model")

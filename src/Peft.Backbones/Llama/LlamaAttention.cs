@@ -105,7 +105,7 @@ public sealed partial class LlamaMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Root-mean-square layer norm, computed in at least float32 and scaled by <c>weight</c> (no bias, no centring).</summary>
-public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
+public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>, Tuners.ICloneableModule
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
     private readonly Parameter weight;
@@ -118,6 +118,14 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
         weight = new Parameter(torch.ones(size));
         _eps = eps;
         RegisterComponents();
+    }
+
+    /// <summary>A copy with its own weight (for modules_to_save).</summary>
+    public nn.Module<Tensor, Tensor> Clone()
+    {
+        var copy = new LlamaRmsNorm(weight.shape[0], _eps);
+        using (torch.no_grad()) copy.weight.copy_(weight);
+        return copy.to(weight.device).to(weight.dtype);
     }
 
     /// <inheritdoc />

@@ -37,12 +37,12 @@ public sealed class LlamaDecoderLayer : nn.Module
 }
 
 /// <summary>The bare Llama model (<c>model</c> in every head): token embedding, decoder layers, final norm.</summary>
-[TargetModules("embed_tokens")]
+[TargetModules("embed_tokens", "norm")]
 public sealed partial class LlamaModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
-    private readonly LlamaRmsNorm norm;
+    private nn.Module<Tensor, Tensor> norm;
     private readonly RotaryEmbedding rotary_emb;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>

@@ -100,7 +100,13 @@ public abstract class DecoderPreTrainedModel : PreTrainedModel
 /// base embedding's weight. With a bias (GPT-J), the head is a Linear whose weight, when tied, is
 /// the embedding's and whose bias is its own.
 /// </summary>
-public sealed class DecoderForCausalLM : DecoderPreTrainedModel
+/// <remarks>
+/// The head is an adapter slot (LoRA on <c>lm_head</c>, <c>modules_to_save = ["lm_head"]</c>), written by
+/// hand because it is a registration, not a field. A tied head without a module is offered as a
+/// Linear sharing the embedding's weight, which is registered once an adapter takes its place (as
+/// the reference's lm_head, a Linear whose weight is the embedding's).
+/// </remarks>
+public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
 {
     private bool _tied;
 
@@ -127,6 +133,48 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel
         _internal_submodules.TryGetValue(Facts.LMHeadName, out var head) ? (nn.Module<Tensor, Tensor>)head : null;
 
     /// <inheritdoc />
+    public IReadOnlyList<string> SlotNames => [Facts.LMHeadName];
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> GetSlot(string name)
+    {
+        if (name != Facts.LMHeadName) throw new ArgumentException($"{GetName()} has no adapter slot '{name}'.", nameof(name));
+        if (Head is { } head) return head;
+        // Tied and bias-free: a Linear over the embedding's own weight parameter (no copy, no registration yet).
+        _tiedHead ??= TiedLinear((Parameter)EmbeddingWeight(InputEmbeddings));
+        return _tiedHead;
+    }
+
+    /// <inheritdoc />
+    public void ReplaceSlot(string name, nn.Module<Tensor, Tensor> module)
+    {
+        if (name != Facts.LMHeadName) throw new ArgumentException($"{GetName()} has no adapter slot '{name}'.", nameof(name));
+        // Keep the heads-then-stack registration order of a fresh model (state dict order).
+        var stack = _internal_submodules[Facts.StackName];
+        _internal_submodules.Remove(Facts.StackName);
+        _internal_submodules[name] = module;
+        _internal_submodules[Facts.StackName] = stack;
+    }
+
+    private nn.Module<Tensor, Tensor>? _tiedHead;
+
+    /// <summary>The head's Linear, looking through an adapter layer or a modules_to_save wrapper.</summary>
+    private static Linear? HeadLinear(nn.Module<Tensor, Tensor>? head) => head switch
+    {
+        Linear linear => linear,
+        IAdapterLayer adapter => HeadLinear(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => HeadLinear(wrapper.Original),
+        _ => null,
+    };
+
+    private static Linear TiedLinear(Parameter weight)
+    {
+        var head = nn.Linear(1, 1, hasBias: false, dtype: weight.dtype, device: weight.device);
+        head.weight = weight;
+        return head;
+    }
+
+    /// <inheritdoc />
     public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
         _tied ? [($"{Facts.LMHeadName}.weight", Facts.TiedSource)] : [];
 
@@ -136,9 +184,10 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel
         if (!_tied) return;
         using var noGrad = torch.no_grad();
         var weight = EmbeddingWeight(InputEmbeddings);
-        if (Head is Linear biased)
+        if (HeadLinear(Head) is { } linear)
         {
-            biased.weight = new Parameter(weight.detach().clone(), requires_grad: false);
+            // A biased head, or a tied head an adapter wraps: its own copy of the shared weight.
+            linear.weight = new Parameter(weight.detach().clone(), requires_grad: false);
         }
         else
         {

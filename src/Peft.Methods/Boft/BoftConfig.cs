@@ -4,8 +4,16 @@ using Peft.Tuners;
 namespace Peft.Methods.Boft;
 
 /// <summary>BOFT's adapter_config.json (the reference's <c>BOFTConfig</c>).</summary>
-public sealed record BoftConfig : TunerConfig
+public sealed record BoftConfig : TunerConfig, ILayerSelection
 {
+    /// <summary>Only layers with these indices get an adapter.</summary>
+    [JsonPropertyName("layers_to_transform")]
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>The name of the layer list that <see cref="LayersToTransform"/> indexes (e.g. "h", "layers").</summary>
+    [JsonPropertyName("layers_pattern")]
+    public string? LayersPattern { get; init; }
+
     /// <summary>The <c>peft_type</c> "BOFT".</summary>
     public static readonly PeftType Type = new("BOFT");
 

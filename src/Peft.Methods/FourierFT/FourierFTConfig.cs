@@ -5,8 +5,16 @@ using Peft.Tuners;
 namespace Peft.Methods.FourierFT;
 
 /// <summary>FourierFT's adapter_config.json (the reference's <c>FourierFTConfig</c>).</summary>
-public sealed record FourierFTConfig : TunerConfig
+public sealed record FourierFTConfig : TunerConfig, ILayerSelection
 {
+    /// <summary>Only layers with these indices get an adapter.</summary>
+    [JsonPropertyName("layers_to_transform")]
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>The name of the layer list that <see cref="LayersToTransform"/> indexes (e.g. "h", "layers").</summary>
+    [JsonPropertyName("layers_pattern")]
+    public string? LayersPattern { get; init; }
+
     /// <summary>The <c>peft_type</c> "FOURIERFT".</summary>
     public static readonly PeftType Type = new("FOURIERFT");
 
@@ -62,9 +70,6 @@ public sealed record FourierFTConfig : TunerConfig
         }
         if (RandomLocSeed is null) throw new PeftConfigException("`random_loc_seed` must be set: it picks the spectral entries, which are not saved.");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported; use \"none\".");
-        if (TargetModules?.Pattern is not null && !TargetModules.IsAllLinear && LayersPattern is not null)
-        {
-            throw new PeftConfigException("`layers_pattern` cannot be used when `target_modules` is a str.");
-        }
+        ILayerSelection.Check(this, TargetModules);
     }
 }

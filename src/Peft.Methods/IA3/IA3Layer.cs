@@ -23,11 +23,11 @@ public sealed class IA3Layer : AdapterLayer
     /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
     /// <param name="baseLayer">The layer to scale.</param>
     /// <param name="isFeedforward">Scale the input (true) or the output (false).</param>
-    /// <param name="fanInFanOut">The base weight is stored (in, out); always so for Conv1D.</param>
+    /// <param name="fanInFanOut">The config's fan_in_fan_out; as in the reference the layer kind decides (true exactly for Conv1D), with a warning when they disagree.</param>
     public IA3Layer(nn.Module<Tensor, Tensor> baseLayer, bool isFeedforward, bool fanInFanOut) : base("IA3Layer", baseLayer)
     {
         IsFeedforward = isFeedforward;
-        _fanInFanOut = fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+        _fanInFanOut = FanInFanOutFor(Shape.Kind, fanInFanOut);
         RegisterComponents();
     }
 

@@ -6,7 +6,7 @@ using Peft.Tuners;
 namespace Peft.Methods.Lora;
 
 /// <summary>LoRA's adapter_config.json (the reference's <c>LoraConfig</c>).</summary>
-public sealed record LoraConfig : TunerConfig
+public sealed record LoraConfig : TunerConfig, ILayerSelection
 {
     /// <inheritdoc />
     public override PeftType PeftType => PeftType.Lora;
@@ -51,19 +51,85 @@ public sealed record LoraConfig : TunerConfig
     [JsonPropertyName("use_dora")]
     public bool UseDora { get; init; }
 
+    /// <summary>Only layers with these indices get an adapter.</summary>
+    [JsonPropertyName("layers_to_transform")]
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>The name of the layer list that <see cref="LayersToTransform"/> indexes (e.g. "h", "layers").</summary>
+    [JsonPropertyName("layers_pattern")]
+    public string? LayersPattern { get; init; }
+
     /// <summary>A trainable bias on lora_B.</summary>
     [JsonPropertyName("lora_bias")]
     public bool LoraBias { get; init; }
 
-    /// <summary>How the adapter weights start.</summary>
+    /// <summary>
+    /// How the adapter weights start. Only creating an adapter needs it: an adapter loaded from a
+    /// checkpoint (<see cref="PeftConfig.WeightsFromCheckpoint"/>) takes its weights from the file,
+    /// so any value the reference writes loads.
+    /// </summary>
+    /// <exception cref="PeftConfigException">The value names an initialisation this library does not implement.</exception>
     [JsonIgnore]
-    public LoraInit Init => InitLoraWeights switch
+    public LoraInit Init => WeightsFromCheckpoint ? LoraInit.Default : InitLoraWeights switch
     {
         null or { ValueKind: JsonValueKind.Null or JsonValueKind.True } => LoraInit.Default,
         { ValueKind: JsonValueKind.False } => LoraInit.Random,
-        { ValueKind: JsonValueKind.String } s when s.GetString() == "gaussian" => LoraInit.Gaussian,
-        var other => throw new PeftConfigException($"init_lora_weights {other} is not supported; use true, false or \"gaussian\"."),
+        { ValueKind: JsonValueKind.String } s => ParseInit(s.GetString()!),
+        var other => throw UnsupportedInit(other.GetValueOrDefault().GetRawText()),
     };
+
+    /// <summary>The power iterations of <c>"pissa_niter_N"</c> (N); null for the other initialisations.</summary>
+    [JsonIgnore]
+    public int? PissaIterations => Init == LoraInit.PissaLowRank ? int.Parse(InitLoraWeights!.Value.GetString()!["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    private LoraInit ParseInit(string value)
+    {
+        // Case as the reference compares: "gaussian" and "olora" case-insensitively, the rest exactly.
+        if (value.Equals("gaussian", StringComparison.OrdinalIgnoreCase)) return LoraInit.Gaussian;
+        if (value.Equals("olora", StringComparison.OrdinalIgnoreCase)) return LoraInit.Olora;
+        if (value == "pissa") return LoraInit.Pissa;
+        if (value == "orthogonal") return LoraInit.Orthogonal;
+        if (value.StartsWith("pissa_niter_", StringComparison.Ordinal)
+            && int.TryParse(value["pissa_niter_".Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0)
+        {
+            return LoraInit.PissaLowRank;
+        }
+        throw UnsupportedInit($"\"{value}\"");
+    }
+
+    private static PeftConfigException UnsupportedInit(string value) => new(
+        $"`init_lora_weights` = {value} is not implemented for creating an adapter here; use true, false, \"gaussian\", \"pissa\", \"pissa_niter_<N>\", \"olora\" or \"orthogonal\" " +
+        "(an adapter saved with any value loads: its weights come from the file).");
+
+    /// <inheritdoc />
+    protected override IReadOnlyDictionary<string, string> UnimplementedFields => Unimplemented;
+
+    /// <inheritdoc />
+    protected override IReadOnlySet<string> HarmlessFields => Harmless;
+
+    /// <summary>The reference LoraConfig's fields (PEFT 0.21 and later) that change the math and are not implemented here.</summary>
+    private static readonly Dictionary<string, string> Unimplemented = new(StringComparer.Ordinal)
+    {
+        ["trainable_token_indices"] = "trains selected rows of the token embedding",
+        ["layer_replication"] = "repeats base layers to grow the model",
+        ["target_parameters"] = "puts LoRA on bare parameters (MoE experts)",
+        ["alora_invocation_tokens"] = "activated LoRA: the adapter applies only after the invocation tokens",
+        ["use_qalora"] = "quantization-aware LoRA pools the input",
+        ["use_bdlora"] = "block-diagonal LoRA factors",
+        ["arrow_config"] = "Arrow routing between several LoRA experts",
+        ["ensure_weight_tying"] = "ties the adapters of a tied embedding and output head",
+        ["megatron_config"] = "Megatron tensor-parallel layers",
+        ["loftq_config"] = "LoftQ quantized initialisation",
+        ["eva_config"] = "EVA data-driven initialisation",
+        ["corda_config"] = "CorDA initialisation",
+        ["lora_ga_config"] = "LoRA-GA gradient-based initialisation",
+        ["velora_config"] = "VeLoRA memory-efficient training",
+        ["monteclora_config"] = "MonteCLoRA variational LoRA",
+        ["kasa_config"] = "KaSA singular-value adaptation",
+    };
+
+    /// <summary>Reference fields that cannot change results here: settings of the refused features, loading hints.</summary>
+    private static readonly HashSet<string> Harmless = new(StringComparer.Ordinal) { "megatron_core", "qalora_group_size", "runtime_config" };
 
     /// <summary>The rank for the module at <paramref name="path"/>.</summary>
     public int RankFor(string path) => Lookup(RankPattern, path) ?? R;
@@ -92,21 +158,33 @@ public sealed record LoraConfig : TunerConfig
     public override void Validate()
     {
         base.Validate();
+        ILayerSelection.Check(this, TargetModules);
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
         if (UseDora) throw new NotSupportedException("`use_dora` (DoRA) is not supported by the LoRA method plugin yet.");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported yet; use \"none\".");
         if (LoraDropout is < 0 or >= 1) throw new PeftConfigException($"`lora_dropout` must be in [0, 1), got {LoraDropout}.");
-        _ = Init;
+        if (Init == LoraInit.Orthogonal && (R % 2 != 0 || (RankPattern?.Values.Any(r => r % 2 != 0) ?? false)))
+        {
+            throw new PeftConfigException($"`init_lora_weights` = \"orthogonal\" requires an even rank, got `r` = {R}{(RankPattern is { Count: > 0 } ? " / rank_pattern " + string.Join(", ", RankPattern.Values) : "")}.");
+        }
     }
 }
 
-/// <summary>How LoRA weights are initialised.</summary>
+/// <summary>How LoRA weights are initialised (the reference's <c>init_lora_weights</c>).</summary>
 public enum LoraInit
 {
-    /// <summary>A Kaiming-uniform (a = √5), B zeros; embeddings: A zeros, B normal. The update starts at zero.</summary>
+    /// <summary><c>true</c>: A Kaiming-uniform (a = √5), B zeros; embeddings: A zeros, B normal. The update starts at zero.</summary>
     Default,
-    /// <summary>A normal with std 1/r, B zeros.</summary>
+    /// <summary><c>"gaussian"</c>: A normal with std 1/r, B zeros.</summary>
     Gaussian,
-    /// <summary>Both random (the update does not start at zero; for tests).</summary>
+    /// <summary><c>false</c>: both as a fresh nn.Linear (the update does not start at zero; for tests).</summary>
     Random,
+    /// <summary><c>"pissa"</c>: A and B from the top-r singular triplets of the base weight, which keeps the residual.</summary>
+    Pissa,
+    /// <summary><c>"pissa_niter_N"</c>: PiSSA with a randomised low-rank SVD of N power iterations.</summary>
+    PissaLowRank,
+    /// <summary><c>"olora"</c>: A and B from a QR decomposition of the base weight, which keeps the residual.</summary>
+    Olora,
+    /// <summary><c>"orthogonal"</c>: A and B from orthogonal rows of a random matrix, so that B·A starts at zero (even r).</summary>
+    Orthogonal,
 }

@@ -10,7 +10,7 @@ namespace Peft.Methods.Lora;
 /// Adds <c>lora_B(lora_A(dropout(x))) · scaling</c> to a Linear or Conv1D layer's output.
 /// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>.
 /// </summary>
-public sealed class LoraLayer : AdapterLayer
+public sealed partial class LoraLayer : AdapterLayer
 {
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly AdapterModuleDict<Linear> lora_A = new();
@@ -19,9 +19,14 @@ public sealed class LoraLayer : AdapterLayer
     private readonly bool _fanInFanOut;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
+    /// <param name="baseLayer">The layer to adapt.</param>
+    /// <param name="fanInFanOut">
+    /// The config's <c>fan_in_fan_out</c>. As in the reference the layer kind decides (true exactly for
+    /// Conv1D, whose weight is stored (in, out)); a config that disagrees is corrected with a warning.
+    /// </param>
     public LoraLayer(nn.Module<Tensor, Tensor> baseLayer, bool fanInFanOut) : base("LoraLayer", baseLayer)
     {
-        _fanInFanOut = fanInFanOut;
+        _fanInFanOut = FanInFanOutFor(Shape.Kind, fanInFanOut);
         RegisterComponents();
     }
 
@@ -29,7 +34,14 @@ public sealed class LoraLayer : AdapterLayer
     public override IReadOnlyCollection<string> AdapterNames => _scaling.Keys;
 
     /// <summary>Adds adapter <paramref name="name"/> of rank <paramref name="rank"/>.</summary>
-    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init)
+    /// <param name="name">The adapter's name.</param>
+    /// <param name="rank">r.</param>
+    /// <param name="scaling">alpha / r (or alpha / √r).</param>
+    /// <param name="dropout">Dropout on the branch's input.</param>
+    /// <param name="loraBias">Whether lora_B has a (trainable) bias.</param>
+    /// <param name="init">How A and B start; PiSSA and OLoRA also replace the base weight by the residual.</param>
+    /// <param name="pissaIterations">The power iterations of <see cref="LoraInit.PissaLowRank"/>.</param>
+    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, int pissaIterations = 0)
     {
         var dtype = BaseWeight.dtype;
         var device = BaseWeight.device;
@@ -49,6 +61,7 @@ public sealed class LoraLayer : AdapterLayer
                     break;
             }
             if (b.bias is not null) nn.init.zeros_(b.bias);
+            InitialiseFromBase(a, b, rank, scaling, init, pissaIterations);
         }
         lora_dropout.Add(name, dropout > 0 ? nn.Dropout(dropout) : nn.Identity());
         lora_A.Add(name, a);
@@ -76,7 +89,34 @@ public sealed class LoraLayer : AdapterLayer
     protected override Tensor Delta(string adapterName)
     {
         var delta = torch.matmul(lora_B[adapterName].weight!, lora_A[adapterName].weight!) * _scaling[adapterName]; // (out, in)
-        return _fanInFanOut || Shape.Kind == SlotKind.Conv1D ? delta.T : delta;
+        return (_fanInFanOut ? delta.T : delta).to(BaseWeight.dtype);
+    }
+
+    private Tensor? BaseBias => base_layer switch
+    {
+        Linear linear => linear.bias,
+        Layers.Conv1D conv => conv.bias,
+        _ => null,
+    };
+
+    /// <inheritdoc />
+    public override string? MergeBlocker(string adapterName) =>
+        lora_B.TryGetValue(adapterName, out var b) && b.bias is not null && BaseBias is null
+            ? "it has `lora_bias=True` but the base layer has no bias to merge lora_B's bias into (the reference refuses this too)."
+            : null;
+
+    /// <summary>Adds the weight delta and, with lora_bias, lora_B's bias · scaling into the base bias (as the reference merges).</summary>
+    protected override void MergeAdapter(string adapterName)
+    {
+        BaseWeight.add_(Delta(adapterName));
+        if (lora_B[adapterName].bias is { } bias) BaseBias!.add_((bias * _scaling[adapterName]).to(BaseBias.dtype));
+    }
+
+    /// <inheritdoc />
+    protected override void UnmergeAdapter(string adapterName)
+    {
+        BaseWeight.sub_(Delta(adapterName));
+        if (lora_B[adapterName].bias is { } bias) BaseBias!.sub_((bias * _scaling[adapterName]).to(BaseBias.dtype));
     }
 
     /// <inheritdoc />

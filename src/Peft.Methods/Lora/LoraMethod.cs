@@ -58,7 +58,7 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
     }
 
     private static void Add(LoraLayer layer, LoraConfig config, string adapterName, string path) =>
-        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init);
+        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, config.PissaIterations ?? 0);
 
     private static void Add(LoraEmbedding layer, LoraConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.Init);

@@ -8,8 +8,16 @@ namespace Peft.Methods.Lycoris;
 /// Config fields LoHa and LoKr share (the reference's <c>LycorisConfig</c> plus the fields both of its
 /// subclasses declare): rank, alpha, dropouts and per-module patterns.
 /// </summary>
-public abstract record LycorisConfig : TunerConfig
+public abstract record LycorisConfig : TunerConfig, ILayerSelection
 {
+    /// <summary>Only layers with these indices get an adapter.</summary>
+    [JsonPropertyName("layers_to_transform")]
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>The name of the layer list that <see cref="LayersToTransform"/> indexes (e.g. "h", "layers").</summary>
+    [JsonPropertyName("layers_pattern")]
+    public string? LayersPattern { get; init; }
+
     /// <summary>Rank of the factors.</summary>
     [JsonPropertyName("r")]
     public int R { get; init; } = 8;

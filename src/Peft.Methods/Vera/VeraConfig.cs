@@ -4,8 +4,16 @@ using Peft.Tuners;
 namespace Peft.Methods.Vera;
 
 /// <summary>VeRA's adapter_config.json (the reference's <c>VeraConfig</c>).</summary>
-public sealed record VeraConfig : TunerConfig
+public sealed record VeraConfig : TunerConfig, ILayerSelection
 {
+    /// <summary>Only layers with these indices get an adapter.</summary>
+    [JsonPropertyName("layers_to_transform")]
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+
+    /// <summary>The name of the layer list that <see cref="LayersToTransform"/> indexes (e.g. "h", "layers").</summary>
+    [JsonPropertyName("layers_pattern")]
+    public string? LayersPattern { get; init; }
+
     /// <summary>The <c>peft_type</c> "VERA".</summary>
     public static readonly PeftType Type = new("VERA");
 

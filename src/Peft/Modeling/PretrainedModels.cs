@@ -67,6 +67,7 @@ public sealed class PeftModels(PeftRegistry registry)
         var (architecture, config) = ReadConfig(modelDirectory);
         if (configure is not null) config = configure(config);
         var model = architecture.Build(config, task);
+        model.NameOrPath = NameOrPath(config, modelDirectory);
         var weights = ModelWeights.Load(modelDirectory);
         try
         {
@@ -79,6 +80,12 @@ public sealed class PeftModels(PeftRegistry registry)
         model.eval();
         return model;
     }
+
+    /// <summary>config.json's <c>_name_or_path</c> (a Hub id survives a download into a cache), else the directory.</summary>
+    private static string NameOrPath(ModelConfig config, string modelDirectory) =>
+        config.ExtensionData?.TryGetValue("_name_or_path", out var name) == true && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } given
+            ? given
+            : modelDirectory;
 
     /// <summary>Copies <paramref name="weights"/> into <paramref name="model"/> by name, checking shapes.</summary>
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Peft.Plugins;
 
 namespace Peft;
@@ -15,8 +16,12 @@ public static class PeftServiceCollectionExtensions
     /// </summary>
     public static IPeftBuilder AddPeft(this IServiceCollection services)
     {
-        services.TryAddSingleton(provider => new PeftRegistry(
-            provider.GetServices<IArchitecture>(), provider.GetServices<IPeftMethod>()));
+        services.TryAddSingleton(provider =>
+        {
+            // The library's warnings (PeftLog) go to the host's logging once the host builds Peft.
+            if (provider.GetService<ILoggerFactory>() is { } loggers) PeftLog.Logger = loggers.CreateLogger("Peft");
+            return new PeftRegistry(provider.GetServices<IArchitecture>(), provider.GetServices<IPeftMethod>());
+        });
         services.TryAddSingleton<PeftModels>();
         return new PeftBuilder(services);
     }
