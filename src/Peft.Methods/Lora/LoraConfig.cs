@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Peft.Tuners;
@@ -35,9 +34,9 @@ public sealed record LoraConfig : TunerConfig
     [JsonPropertyName("use_rslora")]
     public bool UseRsLora { get; init; }
 
-    /// <summary>true (A Kaiming-uniform, B zeros), false (both random), or "gaussian" (A normal with std 1/r).</summary>
+    /// <summary>true (A Kaiming-uniform, B zeros), false (both random), or "gaussian" (A normal with std 1/r); null reads as true.</summary>
     [JsonPropertyName("init_lora_weights")]
-    public JsonElement? InitLoraWeights { get; init; } = JsonSerializer.SerializeToElement(true);
+    public LoraInitWeights? InitLoraWeights { get; init; } = LoraInitWeights.Default;
 
     /// <summary>Per-module ranks, keyed by a module-name pattern.</summary>
     [JsonPropertyName("rank_pattern")]
@@ -57,13 +56,7 @@ public sealed record LoraConfig : TunerConfig
 
     /// <summary>How the adapter weights start.</summary>
     [JsonIgnore]
-    public LoraInit Init => InitLoraWeights switch
-    {
-        null or { ValueKind: JsonValueKind.Null or JsonValueKind.True } => LoraInit.Default,
-        { ValueKind: JsonValueKind.False } => LoraInit.Random,
-        { ValueKind: JsonValueKind.String } s when s.GetString() == "gaussian" => LoraInit.Gaussian,
-        var other => throw new PeftConfigException($"init_lora_weights {other} is not supported; use true, false or \"gaussian\"."),
-    };
+    public LoraInit Init => InitLoraWeights?.Init ?? LoraInit.Default;
 
     /// <summary>The rank for the module at <paramref name="path"/>.</summary>
     public int RankFor(string path) => Lookup(RankPattern, path) ?? R;
