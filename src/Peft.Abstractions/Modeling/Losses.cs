@@ -15,7 +15,7 @@ public static class Losses
         using var scope = torch.NewDisposeScope();
         var shifted = nn.functional.pad(labels, [0, 1], value: IgnoreIndex)[.., 1..];
         var loss = nn.functional.cross_entropy(
-            logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]),
+            Precision.AtLeastFloat32(logits).reshape(-1, logits.shape[^1]),
             shifted.reshape(-1).to(logits.device),
             ignore_index: IgnoreIndex);
         return loss.MoveToOuterDisposeScope();

@@ -215,6 +215,11 @@ public static class SafeTensors
         var headerBytes = new byte[headerLength];
         ReadExactly(path, handle, headerBytes, 8);
 
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+        {
+            // As the reference, which reads the header as a UTF-8 str before parsing it.
+            throw new CheckpointException(path, null, "header is not valid UTF-8.");
+        }
         JsonDocument document;
         try
         {

@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Peft.Backbones.Segformer;
+using Peft.Backbones.Swin;
 using Peft.Backbones.Vit;
 using Peft.Checkpoints;
 using Peft.Modeling;
@@ -109,6 +111,57 @@ public class VisionModelTests
         var unmerged = loaded.call(inputs).Logits;
         AssertEqual(peft.call(inputs).Logits, unmerged);
         AssertEqual(unmerged, loaded.MergeAndUnload().call(inputs).Logits, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 3)]   // a plain window: the 4 × 4 block (0..3, 0..3)
+    [InlineData(2, 0, 1)]   // shifted by 2: (0, 0) wraps into a window with rows/cols 6, 7, 0, 1, of which the mask keeps 0, 1
+    public void SwinBlocksMixOnlyTokensOfTheSameWindow(int shift, int first, int last)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(7);
+        var config = new SwinConfig { EmbedDim = 8, WindowSize = 4, Depths = [2], NumHeads = [2], DropPathRate = 0 };
+        var block = new SwinLayer(config, 8, 2, shift, 0);
+        block.eval();
+        var tokens = torch.randn(1, 64, 8);                                       // an 8 × 8 grid
+        var perturbed = tokens.clone();
+        perturbed[0, 0, 0].add_(1.0f);                                           // patch (0, 0), one channel (LayerNorm ignores a shift of all)
+
+        var changed = (block.forward(perturbed, 8, 8) - block.forward(tokens, 8, 8)).abs().amax([2]).view(8, 8).gt(1e-6);
+
+        var expected = new bool[64];
+        for (int i = first; i <= last; i++)
+            for (int j = first; j <= last; j++)
+                expected[i * 8 + j] = true;
+        var actual = changed.flatten().data<bool>().ToArray();
+        Assert.True(expected.SequenceEqual(actual), "changed patches: " + string.Join(" ", Enumerable.Range(0, 8).Select(i => string.Concat(actual.Skip(i * 8).Take(8).Select(c => c ? '1' : '0')))));
+    }
+
+    [Fact]
+    public void SegformerDecodeHeadTrainsInFullAndItsRunningStatisticsMoveAndAreSaved()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var scratch = new ScratchDirectory();
+        var model = Fixtures.Path("models", "segformer-seg");
+        var adapter = Fixtures.Path("cases", "segformer-seg-lora", "adapter");
+        var inputs = new ModelInputs { PixelValues = Pixels() };
+        var peft = PeftModels.Default.FromPretrained(PeftModels.Default.LoadPretrained(model, TaskType.SemanticSegmentation), adapter, isTrainable: true);
+        var runningMean = peft.named_buffers().Single(b => b.name.EndsWith("decode_head.modules_to_save.default.batch_norm.running_mean", StringComparison.Ordinal)).buffer;
+        var before = runningMean.clone();
+
+        peft.train();
+        using (torch.no_grad()) peft.call(inputs with { Labels = torch.zeros(2, 32, 32, ScalarType.Int64) });
+        peft.eval();
+        Assert.True((runningMean - before).abs().max().item<float>() > 1e-4, "train mode moves the head's running statistics (momentum 0.1)");
+        peft.SavePretrained(scratch.Path);
+        var saved = SafeTensors.Load(scratch.File("adapter_model.safetensors"));
+        AssertEqual(runningMean, saved["base_model.model.decode_head.batch_norm.running_mean"]);
+        Assert.Equal(1L, saved["base_model.model.decode_head.batch_norm.num_batches_tracked"].item<long>() - SafeTensors.Load(Path.Combine(adapter, "adapter_model.safetensors"))["base_model.model.decode_head.batch_norm.num_batches_tracked"].item<long>());
+
+        // The merged model computes what the adapted one does (the reference's merged logits are no oracle here).
+        var unmerged = peft.call(inputs).Logits;
+        Assert.Equal([2L, 3, 8, 8], unmerged.shape);
+        AssertEqual(unmerged, peft.MergeAndUnload().call(inputs).Logits, 1e-5);
     }
 
     private static Tensor Pixels()

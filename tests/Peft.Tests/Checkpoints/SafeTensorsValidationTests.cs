@@ -293,3 +293,20 @@ public class SafeTensorsStrictLayoutTests
         Assert.Contains("not a regular file", Assert.Throws<CheckpointException>(() => SafeTensors.ReadHeader("/dev/zero")).Message);
     }
 }
+
+/// <summary>Regressions that the property tests (Reliability/SafeTensorsPropertyTests) found.</summary>
+public class SafeTensorsFoundByPropertyTests
+{
+    [Fact]
+    public void AHeaderThatIsNotUtf8IsRefused()
+    {
+        using var scratch = new ScratchDirectory();
+        var path = scratch.File("latin1.safetensors");
+        var header = System.Text.Encoding.Latin1.GetBytes("{\"\u00e9\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+        var bytes = new byte[8 + header.Length + 4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length);
+        header.CopyTo(bytes, 8);
+        File.WriteAllBytes(path, bytes);
+        Assert.Contains("not valid UTF-8", Assert.Throws<CheckpointException>(() => SafeTensors.Load(path)).Message);
+    }
+}
