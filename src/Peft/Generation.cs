@@ -20,6 +20,13 @@ public sealed partial class PeftModel
     /// </returns>
     public Tensor Generate(Tensor inputIds, Tensor? attentionMask = null, int maxNewTokens = 20) =>
         Generation.Greedy(this, Model.Config, inputIds, attentionMask, maxNewTokens, Model.IsEncoderDecoder);
+
+    /// <summary>Decoding as <paramref name="options"/> say: greedy, or sampling with temperature, top-k, top-p and a seed; stop ids and stop strings.</summary>
+    /// <param name="inputIds">Prompt ids, (batch, seq); for encoder-decoder models, the encoder input.</param>
+    /// <param name="attentionMask">Padding mask of the prompt, or null for all ones.</param>
+    /// <param name="options">The decoding options (<see cref="GenerationOptions.FromDirectory"/> reads generation_config.json).</param>
+    public Tensor Generate(Tensor inputIds, Tensor? attentionMask, GenerationOptions options) =>
+        Generation.Generate(this, Model.Config, inputIds, attentionMask, options, Model.IsEncoderDecoder);
 }
 
 /// <summary>
@@ -39,8 +46,20 @@ public static class Generation
     /// Run the encoder once and decode from <c>decoder_start_token_id</c>; null decides from the model
     /// (<see cref="PreTrainedModel.IsEncoderDecoder"/>).
     /// </param>
-    public static Tensor Greedy(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens, bool? encoderDecoder = null)
+    public static Tensor Greedy(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens, bool? encoderDecoder = null) =>
+        Generate(model, config, inputIds, attentionMask, new GenerationOptions { MaxNewTokens = maxNewTokens }, encoderDecoder);
+
+    /// <summary>Decoding of <paramref name="model"/> as <paramref name="options"/> say (greedy unless <see cref="GenerationOptions.DoSample"/>).</summary>
+    /// <param name="model">The model to run.</param>
+    /// <param name="config">Its config (end-of-sequence, padding and start ids).</param>
+    /// <param name="inputIds">Prompt ids (decoder-only) or encoder input ids (encoder-decoder), (batch, seq).</param>
+    /// <param name="attentionMask">Their padding mask, or null for all ones.</param>
+    /// <param name="options">How tokens are picked and when rows stop.</param>
+    /// <param name="encoderDecoder">As for <see cref="Greedy"/>.</param>
+    public static Tensor Generate(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options, bool? encoderDecoder = null)
     {
+        options.Validate();
+        var maxNewTokens = options.MaxNewTokens;
         var isEncoderDecoder = encoderDecoder ?? model switch
         {
             PeftModel peft => peft.Model.IsEncoderDecoder,
@@ -48,16 +67,17 @@ public static class Generation
             _ => false,
         };
         return isEncoderDecoder
-            ? GreedyEncoderDecoder(model, config, inputIds, attentionMask, maxNewTokens)
-            : GreedyDecoderOnly(model, config, inputIds, attentionMask, maxNewTokens);
+            ? GreedyEncoderDecoder(model, config, inputIds, attentionMask, options)
+            : GreedyDecoderOnly(model, config, inputIds, attentionMask, options);
     }
 
-    private static Tensor GreedyDecoderOnly(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
+    private static Tensor GreedyDecoderOnly(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options)
     {
+        var maxNewTokens = options.MaxNewTokens;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var mask = attentionMask ?? torch.ones_like(inputIds);
-        var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, maxNewTokens);
+        var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, options);
         var sequence = inputIds;
         KeyValueCache? cache = null;
         // Left padding: positions count real tokens only (transformers derives them from the mask).
@@ -71,6 +91,7 @@ public static class Generation
                 cache = output.PastKeyValues;
                 var next = picker.Next(output.Logits[.., -1], i);
                 sequence = torch.cat([sequence, next.unsqueeze(1)], dim: 1);
+                picker.CheckStopStrings(sequence[.., (int)inputIds.shape[1]..]);
                 if (picker.AllFinished) break;
                 // After the first step the cache holds any virtual tokens, so the mask is rebuilt from its length.
                 var past = cache?.Length ?? sequence.shape[1] - 1;
@@ -98,15 +119,16 @@ public static class Generation
     /// length). Later steps pass that output as <see cref="ModelInputs.EncoderHiddenStates"/> with the decoder
     /// self-attention cache (which starts with any prefix-tuning prefixes) and the cross-attention cache.
     /// </summary>
-    private static Tensor GreedyEncoderDecoder(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
+    private static Tensor GreedyEncoderDecoder(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options)
     {
+        var maxNewTokens = options.MaxNewTokens;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var batch = inputIds.shape[0];
         var start = config.DecoderStartTokenId ?? config.BosTokenId
             ?? throw new InvalidOperationException("Encoder-decoder generation needs decoder_start_token_id (or bos_token_id) in config.json.");
         var mask = attentionMask ?? torch.ones_like(inputIds);
-        var picker = new TokenPicker(config, batch, inputIds.device, maxNewTokens);
+        var picker = new TokenPicker(config, batch, inputIds.device, options);
         var sequence = torch.full(batch, 1, start, ScalarType.Int64, inputIds.device);
         KeyValueCache? cache = null, crossCache = null;
         var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, DecoderInputIds = sequence, UseCache = true };
@@ -122,6 +144,7 @@ public static class Generation
                     ?? throw new InvalidOperationException($"{model.GetType().Name} returned no encoder output.");
                 var next = picker.Next(output.Logits[.., -1], i);
                 sequence = torch.cat([sequence, next.unsqueeze(1)], dim: 1);
+                picker.CheckStopStrings(sequence[.., 1..]);
                 if (picker.AllFinished) break;
                 step = new ModelInputs
                 {
@@ -154,12 +177,17 @@ public static class Generation
     private static Tensor PadMaskTo(Tensor mask, long length) =>
         mask.shape[1] >= length ? mask : torch.cat([torch.ones(mask.shape[0], length - mask.shape[1], mask.dtype, mask.device), mask], dim: 1);
 
-    /// <summary>The greedy choice per step: argmax, forced end-of-sequence at the last step, padding for finished rows.</summary>
-    private sealed class TokenPicker(ModelConfig config, long batch, Device device, int maxNewTokens)
+    /// <summary>
+    /// The choice per step: argmax (greedy) or a sample after temperature, top-k and top-p (transformers' warpers,
+    /// in that order); forced end-of-sequence at the last step; padding for finished rows; a row finishes on an
+    /// end-of-sequence or stop id, or when its new tokens contain a stop string.
+    /// </summary>
+    private sealed class TokenPicker(ModelConfig config, long batch, Device device, GenerationOptions options)
     {
-        private readonly IReadOnlyList<long> _eos = config.EosTokenIds;
-        private readonly long _pad = config.PadTokenId ?? (config.EosTokenIds.Count > 0 ? config.EosTokenIds[0] : 0);
+        private readonly IReadOnlyList<long> _eos = [.. options.EosTokenIds ?? config.EosTokenIds, .. options.StopTokenIds];
+        private readonly long _pad = config.PadTokenId ?? ((options.EosTokenIds ?? config.EosTokenIds) is { Count: > 0 } eos ? eos[0] : 0);
         private readonly long? _forcedEos = ForcedEosTokenId(config);
+        private readonly Generator? _generator = options.DoSample && options.Seed is { } seed ? new Generator(unchecked((ulong)seed), device) : null;
         private Tensor _finished = torch.zeros(batch, ScalarType.Bool, device);
 
         public bool AllFinished => _finished.all().item<bool>();
@@ -167,12 +195,49 @@ public static class Generation
         /// <summary>The next token of every row from the last position's logits (batch, vocab).</summary>
         public Tensor Next(Tensor logits, int stepIndex)
         {
-            var next = _forcedEos is { } forced && stepIndex == maxNewTokens - 1
+            var next = _forcedEos is { } forced && stepIndex == options.MaxNewTokens - 1
                 ? torch.full(batch, forced, ScalarType.Int64, logits.device)
-                : logits.argmax(-1);
+                : options.DoSample ? Sample(logits) : logits.argmax(-1);
             next = torch.where(_finished, torch.full_like(next, _pad), next);
             foreach (var id in _eos) _finished = _finished.logical_or(next.eq(id));
             return next;
+        }
+
+        /// <summary>Marks rows whose new tokens (batch, new) decode to text containing a stop string.</summary>
+        public void CheckStopStrings(Tensor generated)
+        {
+            if (options.StopStrings.Count == 0) return;
+            var finished = _finished.cpu().data<bool>().ToArray();
+            var changed = false;
+            for (int row = 0; row < finished.Length; row++)
+            {
+                if (finished[row]) continue;
+                var ids = generated[row].cpu().data<long>().ToArray().Select(i => checked((int)i)).ToList();
+                var text = options.Decode!(ids);
+                if (options.StopStrings.Any(stop => text.Contains(stop, StringComparison.Ordinal))) (finished[row], changed) = (true, true);
+            }
+            if (changed) _finished = torch.tensor(finished, device: _finished.device);
+        }
+
+        private Tensor Sample(Tensor logits)
+        {
+            var scores = logits.to(ScalarType.Float32);
+            if (options.Temperature != 1.0) scores = scores / options.Temperature;
+            if (options.TopK > 0 && options.TopK < scores.shape[^1])
+            {
+                var kth = scores.topk(options.TopK, dim: -1).values[.., ^1..];
+                scores = scores.masked_fill(scores.lt(kth), double.NegativeInfinity);
+            }
+            if (options.TopP < 1.0)
+            {
+                // transformers' TopPLogitsWarper: sort ascending, drop the tokens whose cumulative probability stays ≤ 1 − p, never the most likely one.
+                var (sorted, indices) = scores.sort(dim: -1, descending: false);
+                var cumulative = sorted.softmax(-1).cumsum(-1);
+                var remove = cumulative.le(1 - options.TopP);
+                remove[.., ^1] = torch.tensor(false);
+                scores = scores.masked_fill(remove.scatter(-1, indices, remove), double.NegativeInfinity);
+            }
+            return torch.multinomial(scores.softmax(-1), 1, generator: _generator).squeeze(-1);
         }
 
         /// <summary>

@@ -190,6 +190,35 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         }
     }
 
+    /// <summary>
+    /// Removes adapter <paramref name="adapterName"/> and its weights from every layer (delete_adapter). The
+    /// active adapter cannot be deleted: make another active with <see cref="SetAdapter"/> first.
+    /// </summary>
+    /// <exception cref="ArgumentException">No adapter has that name.</exception>
+    /// <exception cref="InvalidOperationException">It is the active adapter.</exception>
+    public void DeleteAdapter(string adapterName)
+    {
+        if (!_adapters.TryGetValue(adapterName, out var adapter)) throw new ArgumentException($"No adapter named '{adapterName}'; loaded: {string.Join(", ", _adapters.Keys)}.", nameof(adapterName));
+        if (adapterName == ActiveAdapterName)
+        {
+            throw new InvalidOperationException($"Adapter '{adapterName}' is the active adapter; call SetAdapter with another one ({string.Join(", ", _adapters.Keys.Where(k => k != adapterName).DefaultIfEmpty("none loaded"))}) before deleting it.");
+        }
+        foreach (var module in Model.modules().ToList())
+        {
+            switch (module)
+            {
+                case IAdapterLayer layer when layer.AdapterNames.Contains(adapterName):
+                    layer.DeleteAdapter(adapterName);
+                    break;
+                case ModulesToSaveWrapper wrapper:
+                    wrapper.Copies.Remove(adapterName);
+                    break;
+            }
+        }
+        if (adapter.OwnedModule is not null) prompt_encoder.Remove(adapterName);
+        _adapters.Remove(adapterName);
+    }
+
     private void Register(IAdapter adapter)
     {
         _adapters[adapter.Name] = adapter;

@@ -39,6 +39,12 @@ public sealed record TargetModules
     /// <summary>Targets given as one regular expression (or <c>"all-linear"</c>).</summary>
     public static TargetModules FromPattern(string pattern) => new(null, pattern);
 
+    /// <summary>Names as C# writes them: <c>TargetModules = new[] { "q", "v" }</c>.</summary>
+    public static implicit operator TargetModules(string[] names) => FromNames(names);
+
+    /// <summary>One string as the reference takes it: a full-match regular expression, or <c>"all-linear"</c>.</summary>
+    public static implicit operator TargetModules(string pattern) => FromPattern(pattern);
+
     /// <summary>Whether the module at <paramref name="path"/> (its full dotted name) is a target.</summary>
     public bool Matches(string path)
     {

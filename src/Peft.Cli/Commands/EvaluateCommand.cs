@@ -27,12 +27,11 @@ public sealed partial class EvaluateCommand(IOptions<EvaluateOptions> options, P
         var (labels, rows) = DataFileReader.ReadLabelled(dataPath, settings.OnBadLine, warning => LogBadLine(logger, warning), knownLabels);
         var index = labels.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i);
         var encoder = WordPieceEncoder.FromVocabulary(vocabulary, settings.MaxLength);
-        var examples = EncodedExamples.Encode(encoder, rows.Select(r => new LabeledText(r.Text, index[r.Label])));
+        var examples = ClassificationCollator.Encode(encoder.Encode, rows.Select(r => (r.Text, index[r.Label])));
 
         var model = models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, config => config with { NumLabelsValue = labels.Count });
         TorchSharp.torch.nn.Module<Modeling.ModelInputs, Modeling.ModelOutputs> evaluated = adapter is not null ? models.FromPretrained(model, adapter) : model;
-        long pad = encoder.PadTokenId;
-        var result = Trainer.Evaluate(evaluated, examples, batch => EncodedExamples.Collate(batch, pad), settings.BatchSize);
+        var result = Trainer.Evaluate(evaluated, examples, new ClassificationCollator(encoder.PadTokenId).Collate, settings.BatchSize);
         console.WriteLine($"{result.Examples} examples: loss {result.Loss:F4}, accuracy {result.Accuracy:P2}");
         return Task.FromResult(0);
     }

@@ -7,6 +7,7 @@ using Peft.Cli.Reporting;
 using Peft.Methods.Lora;
 using Peft.Modeling;
 using Peft.Pretrained;
+using Peft.Tokenizers;
 using Peft.Training;
 using Peft.Tuners;
 using Spectre.Console;
@@ -38,10 +39,10 @@ public sealed partial class FinetuneCommand(
         }
         var data = LoadData(settings);
         var encoder = WordPieceEncoder.FromVocabulary(vocabulary, settings.MaxLength);
-        var train = EncodedExamples.Encode(encoder, data.Train);
-        var test = EncodedExamples.Encode(encoder, data.Test);
-        long pad = encoder.PadTokenId;
-        ModelInputs Collate(IReadOnlyList<EncodedExample> batch) => EncodedExamples.Collate(batch, pad);
+        var train = ClassificationCollator.Encode(encoder.Encode, data.Train.Select(e => (e.Text, e.Label)));
+        var test = ClassificationCollator.Encode(encoder.Encode, data.Test.Select(e => (e.Text, e.Label)));
+        var collator = new ClassificationCollator(encoder.PadTokenId);
+        ModelInputs Collate(IReadOnlyList<ClassificationExample> batch) => collator.Collate(batch);
 
         console.MarkupLineInterpolated($"[bold]Model[/] {modelDirectory}");
         console.MarkupLineInterpolated($"[bold]Data[/]  {data.Source}: {data.Train.Count} training and {data.Test.Count} test examples, labels {string.Join(", ", data.Labels)}");
@@ -66,16 +67,18 @@ public sealed partial class FinetuneCommand(
     private int RunCausalLM(FinetuneOptions settings, CancellationToken cancellationToken)
     {
         var modelDirectory = settings.Model!;
-        var tokenizer = CausalLmExamples.LoadTokenizer(modelDirectory);
+        var tokenizer = PretrainedTokenizer.FromDirectory(modelDirectory);
+        IReadOnlyList<int> Encode(string text) => tokenizer.Encode(text, addSpecialTokens: false);
         var pairs = DataFileReader.ReadPromptCompletion(settings.Data!, settings.OnBadLine, warning => LogBadLine(logger, warning)).ToArray();
         new Random(settings.Seed).Shuffle(pairs);
         var testCount = Math.Max(1, (int)Math.Round(pairs.Length * settings.TestFraction));
         if (pairs.Length - testCount < 1) throw new CommandLineException($"{settings.Data}: {pairs.Length} example(s) cannot be split into training and test sets.");
-        var test = CausalLmExamples.Encode(tokenizer, pairs[..testCount], settings.MaxLength);
-        var train = CausalLmExamples.Encode(tokenizer, pairs[testCount..], settings.MaxLength);
+        var test = CausalLmCollator.Encode(Encode, pairs[..testCount], settings.MaxLength);
+        var train = CausalLmCollator.Encode(Encode, pairs[testCount..], settings.MaxLength);
         var (_, config) = models.ReadConfig(modelDirectory);
         long pad = config.PadTokenId ?? (config.EosTokenIds.Count > 0 ? config.EosTokenIds[0] : 0);
-        ModelInputs Collate(IReadOnlyList<CausalExample> batch) => CausalLmExamples.Collate(batch, pad);
+        var collator = new CausalLmCollator(pad);
+        ModelInputs Collate(IReadOnlyList<CausalLmExample> batch) => collator.Collate(batch);
 
         console.MarkupLineInterpolated($"[bold]Model[/] {modelDirectory} (causal LM)");
         console.MarkupLineInterpolated($"[bold]Data[/]  {settings.Data}: {train.Count} training and {test.Count} test pairs");

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Peft.Cli.Data;
 using Peft.Cli.Hosting;
+using Peft.Tokenizers;
 using Spectre.Console;
 using TorchSharp;
 
@@ -16,10 +17,10 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
         var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
         var adapter = settings.Adapter is { Length: > 0 } given ? CommandChecks.ExistingDirectory(given, "--adapter") : null;
         if (settings.Prompt is { Length: > 0 } && settings.Text is { Length: > 0 }) throw new CommandLineException("--prompt and --text: give one of them.");
-        // Text in, text out: the model's own byte-level BPE (a missing vocab.json or merges.txt is named).
-        var tokenizer = settings.Text is { Length: > 0 } ? CausalLmExamples.LoadTokenizer(modelDirectory) : null;
+        // Text in, text out: the model's own tokenizer (tokenizer.json, or vocab.json + merges.txt).
+        var tokenizer = settings.Text is { Length: > 0 } ? PretrainedTokenizer.FromDirectory(modelDirectory) : null;
         var prompt = tokenizer is not null
-            ? tokenizer.EncodeToIds(settings.Text!).Select(id => (long)id).ToArray()
+            ? tokenizer.Encode(settings.Text!, addSpecialTokens: false).Select(id => (long)id).ToArray()
             : ParseIds(settings.Prompt ?? throw new CommandLineException("--prompt \"id id id\" or --text \"...\" is required."));
         if (prompt.Length == 0) throw new CommandLineException("--text gives no tokens.");
         if (settings.MaxNewTokens <= 0) throw new CommandLineException($"--max-new-tokens must be positive, got {settings.MaxNewTokens}.");

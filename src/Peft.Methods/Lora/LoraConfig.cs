@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Peft.Tuners;
@@ -35,9 +34,9 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
     [JsonPropertyName("use_rslora")]
     public bool UseRsLora { get; init; }
 
-    /// <summary>true (A Kaiming-uniform, B zeros), false (both random), or "gaussian" (A normal with std 1/r).</summary>
+    /// <summary>true (A Kaiming-uniform, B zeros), false (both random), or "gaussian" (A normal with std 1/r); null reads as true.</summary>
     [JsonPropertyName("init_lora_weights")]
-    public JsonElement? InitLoraWeights { get; init; } = JsonSerializer.SerializeToElement(true);
+    public LoraInitWeights? InitLoraWeights { get; init; } = LoraInitWeights.Default;
 
     /// <summary>Per-module ranks, keyed by a module-name pattern.</summary>
     [JsonPropertyName("rank_pattern")]
@@ -70,17 +69,20 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
     /// </summary>
     /// <exception cref="PeftConfigException">The value names an initialisation this library does not implement.</exception>
     [JsonIgnore]
-    public LoraInit Init => WeightsFromCheckpoint ? LoraInit.Default : InitLoraWeights switch
+    public LoraInit Init => WeightsFromCheckpoint ? LoraInit.Default : InitLoraWeights?.Json switch
     {
-        null or { ValueKind: JsonValueKind.Null or JsonValueKind.True } => LoraInit.Default,
-        { ValueKind: JsonValueKind.False } => LoraInit.Random,
-        { ValueKind: JsonValueKind.String } s => ParseInit(s.GetString()!),
-        var other => throw UnsupportedInit(other.GetValueOrDefault().GetRawText()),
+        null or "null" or "true" => LoraInit.Default,
+        "false" => LoraInit.Random,
+        _ when InitName is { } name => ParseInit(name),
+        var other => throw UnsupportedInit(other),
     };
+
+    /// <summary>The string form of <see cref="InitLoraWeights"/> (<c>"pissa_niter_4"</c>), or null for true/false.</summary>
+    private string? InitName => InitLoraWeights?.Json is ['"', ..] json ? System.Text.Json.JsonSerializer.Deserialize<string>(json) : null;
 
     /// <summary>The power iterations of <c>"pissa_niter_N"</c> (N); null for the other initialisations.</summary>
     [JsonIgnore]
-    public int? PissaIterations => Init == LoraInit.PissaLowRank ? int.Parse(InitLoraWeights!.Value.GetString()!["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture) : null;
+    public int? PissaIterations => Init == LoraInit.PissaLowRank ? int.Parse(InitName!["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture) : null;
 
     private LoraInit ParseInit(string value)
     {

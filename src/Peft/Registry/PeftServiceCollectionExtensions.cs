@@ -9,7 +9,7 @@ namespace Peft;
 public static class PeftServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the plugin registry and the model loader. Safe to call more than once. Built-in plugins
+    /// Adds the plugin registry, the model loader and the <see cref="Training.Trainer"/>. Safe to call more than once. Built-in plugins
     /// are added with <see cref="PeftBuilderExtensions.AddBuiltInMethods"/> and
     /// <see cref="PeftBuilderExtensions.AddBuiltInBackbones"/>; third-party ones with
     /// <see cref="PeftBuilderExtensions.AddMethod{T}"/> and <see cref="PeftBuilderExtensions.AddBackbone{T}"/>.
@@ -23,6 +23,8 @@ public static class PeftServiceCollectionExtensions
             return new PeftRegistry(provider.GetServices<IArchitecture>(), provider.GetServices<IPeftMethod>());
         });
         services.TryAddSingleton<PeftModels>();
+        // Transient: a Trainer holds no state between runs, and its logger comes from the container when logging is added.
+        services.TryAddTransient<Training.Trainer>();
         return new PeftBuilder(services);
     }
 

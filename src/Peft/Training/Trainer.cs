@@ -9,8 +9,10 @@ using static TorchSharp.torch;
 namespace Peft.Training;
 
 /// <summary>
-/// The training loop: AdamW, linear warm-up then linear decay, gradient accumulation, gradient
-/// clipping, evaluation after each epoch, a checkpoint after each epoch, and resuming from one.
+/// The training loop: AdamW, a warm-up then the chosen schedule (linear, cosine, constant), gradient
+/// accumulation, gradient clipping, evaluation and checkpoints per epoch or every N steps, a limit on the
+/// checkpoints kept (the best is always kept), early stopping, callbacks, and resuming from a checkpoint.
+/// Registered by <c>AddPeft()</c>.
 /// </summary>
 public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 {
@@ -19,18 +21,35 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
     private readonly ILogger _logger = logger ?? NullLogger<Trainer>.Instance;
 
     /// <summary>
+    /// <see cref="Train{TExample}"/> on a worker thread, so a host or UI thread is not blocked; the token stops
+    /// training after the current step (the result then says <see cref="TrainingResult.Cancelled"/>).
+    /// </summary>
+    public Task<TrainingResult> TrainAsync<TExample>(
+        ITrainable trainable,
+        IReadOnlyList<TExample> train,
+        IReadOnlyList<TExample>? evaluation,
+        Func<IReadOnlyList<TExample>, ModelInputs> collate,
+        TrainingOptions options,
+        string? resumeFrom = null,
+        IProgress<TrainingProgress>? progress = null,
+        IReadOnlyList<ITrainerCallback>? callbacks = null,
+        CancellationToken cancellationToken = default) =>
+        Task.Run(() => Train(trainable, train, evaluation, collate, options, resumeFrom, progress, cancellationToken, callbacks), CancellationToken.None);
+
+    /// <summary>
     /// Trains <paramref name="trainable"/> on <paramref name="train"/>. Cancellation stops after the
-    /// current step; the last epoch checkpoint stays on disk.
+    /// current step; the checkpoints written so far stay on disk.
     /// </summary>
     /// <typeparam name="TExample">One training example.</typeparam>
     /// <param name="trainable">What learns.</param>
     /// <param name="train">The training set.</param>
-    /// <param name="evaluation">Evaluated after each epoch when given.</param>
+    /// <param name="evaluation">Evaluated as <see cref="TrainingOptions.EvaluationStrategy"/> says, when given.</param>
     /// <param name="collate">Turns a batch of examples into model inputs (labels included).</param>
     /// <param name="options">The hyper-parameters.</param>
     /// <param name="resumeFrom">A checkpoint directory this trainer wrote, to continue from.</param>
     /// <param name="progress">Receives a report after every optimizer step and evaluation.</param>
     /// <param name="cancellationToken">Stops training between steps.</param>
+    /// <param name="callbacks">Called on each step, evaluation, save and epoch end.</param>
     public TrainingResult Train<TExample>(
         ITrainable trainable,
         IReadOnlyList<TExample> train,
@@ -39,10 +58,12 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         TrainingOptions options,
         string? resumeFrom = null,
         IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        IReadOnlyList<ITrainerCallback>? callbacks = null)
     {
         options.Validate();
         if (train.Count == 0) throw new ArgumentException("The training set is empty.", nameof(train));
+        callbacks ??= [];
         var clock = Stopwatch.StartNew();
         var parameters = trainable.TrainableParameters;
         using var optimizer = torch.optim.AdamW(parameters, lr: options.LearningRate, weight_decay: options.WeightDecay);
@@ -50,7 +71,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
         var totalSteps = stepsPerEpoch * options.Epochs;
-        var warmupSteps = (int)Math.Ceiling(totalSteps * options.WarmupRatio);
+        var warmupSteps = options.Schedule == LearningRateSchedule.Constant ? 0 : options.WarmupSteps ?? (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
         var state = new TrainerState();
         if (resumeFrom is not null)
@@ -58,6 +79,11 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
             state = Resume(trainable, optimizer, resumeFrom);
             LogResumed(_logger, resumeFrom, state.Epoch, state.Step);
         }
+        var canEvaluate = evaluation is { Count: > 0 } && options.EvaluationStrategy != IntervalStrategy.No;
+        if (options.EarlyStoppingPatience is not null && !canEvaluate) throw new ArgumentException("EarlyStoppingPatience needs an evaluation set.", nameof(evaluation));
+
+        TrainingResult Result(bool cancelled) =>
+            new(state.StepLosses, state.Evaluations, cancelled, clock.Elapsed, state.StoppedEarly, state.BestCheckpoint);
 
         var examplesSeen = 0;
         for (int epoch = state.Epoch + 1; epoch <= options.Epochs; epoch++)
@@ -65,15 +91,17 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
             trainable.Module.train();
             var order = Shuffle(train.Count, options.Seed, epoch);
             var batches = order.Chunk(options.BatchSize).ToList();
-            for (int first = 0; first < batches.Count; first += options.GradientAccumulationSteps)
+            // A checkpoint saved mid-epoch resumes after the batches its steps consumed.
+            var firstBatch = state.StepInEpoch * options.GradientAccumulationSteps;
+            for (int first = firstBatch; first < batches.Count; first += options.GradientAccumulationSteps)
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
                     LogCancelled(_logger, epoch, state.Step);
-                    return new TrainingResult(state.StepLosses, state.Evaluations, true, clock.Elapsed);
+                    return Result(true);
                 }
                 var group = batches.Skip(first).Take(options.GradientAccumulationSteps).ToList();
-                var learningRate = LearningRateAt(state.Step, totalSteps, warmupSteps, options.LearningRate);
+                var learningRate = LearningRateAt(options.Schedule, state.Step, totalSteps, warmupSteps, options.LearningRate);
                 foreach (var parameterGroup in optimizer.ParamGroups) parameterGroup.LearningRate = learningRate;
 
                 optimizer.zero_grad();
@@ -93,27 +121,84 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
                 optimizer.step();
                 state.Step++;
+                state.StepInEpoch++;
                 state.StepLosses.Add(loss);
-                progress?.Report(new TrainingProgress(epoch, state.Step, totalSteps, loss, learningRate, examplesSeen / clock.Elapsed.TotalSeconds));
-            }
+                var report = new TrainingProgress(epoch, state.Step, totalSteps, loss, learningRate, examplesSeen / clock.Elapsed.TotalSeconds);
+                progress?.Report(report);
+                foreach (var callback in callbacks) callback.OnStep(report);
 
-            state.Epoch = epoch;
-            if (evaluation is { Count: > 0 })
-            {
-                var result = Evaluate(trainable.Module, evaluation, collate, options.BatchSize, options.NextTokenAccuracy);
-                state.Evaluations.Add(result);
-                LogEvaluated(_logger, epoch, result.Loss, result.Accuracy);
-                progress?.Report(new TrainingProgress(epoch, state.Step, totalSteps, state.StepLosses[^1], 0, examplesSeen / clock.Elapsed.TotalSeconds, result));
+                var lastOfEpoch = first + options.GradientAccumulationSteps >= batches.Count;
+                if (lastOfEpoch) (state.Epoch, state.StepInEpoch) = (epoch, 0);
+                var evaluated = canEvaluate && Due(options.EvaluationStrategy, options.EvalSteps, state.Step, lastOfEpoch)
+                    && EvaluateAndTrack(trainable, evaluation!, collate, options, state, epoch, progress, callbacks, examplesSeen / clock.Elapsed.TotalSeconds, totalSteps);
+                if (options.OutputDirectory is { } outputDirectory && Due(options.SaveStrategy, options.SaveSteps, state.Step, lastOfEpoch))
+                {
+                    var directory = Path.Combine(outputDirectory, lastOfEpoch && options.SaveStrategy == IntervalStrategy.Epoch ? $"checkpoint-epoch-{epoch}" : $"checkpoint-step-{state.Step}");
+                    Save(trainable, optimizer, state, directory, evaluated ? state.Evaluations[^1] : null, options, callbacks);
+                }
+                if (state.StoppedEarly)
+                {
+                    LogStoppedEarly(_logger, state.Step, options.EarlyStoppingPatience!.Value, options.MetricForBestModel);
+                    trainable.Module.eval();
+                    return Result(false);
+                }
             }
-            if (options.OutputDirectory is { } outputDirectory)
-            {
-                var directory = Path.Combine(outputDirectory, $"checkpoint-epoch-{epoch}");
-                SaveCheckpoint(trainable, optimizer, state, directory);
-                LogCheckpoint(_logger, directory);
-            }
+            (state.Epoch, state.StepInEpoch) = (epoch, 0);
+            foreach (var callback in callbacks) callback.OnEpochEnd(epoch);
         }
         trainable.Module.eval();
-        return new TrainingResult(state.StepLosses, state.Evaluations, false, clock.Elapsed);
+        return Result(false);
+    }
+
+    private static bool Due(IntervalStrategy strategy, int every, int step, bool endOfEpoch) => strategy switch
+    {
+        IntervalStrategy.Epoch => endOfEpoch,
+        IntervalStrategy.Steps => step % every == 0,
+        _ => false,
+    };
+
+    /// <summary>Evaluates, records the best metric and the early-stopping count (transformers' EarlyStoppingCallback); returns true.</summary>
+    private bool EvaluateAndTrack<TExample>(ITrainable trainable, IReadOnlyList<TExample> evaluation, Func<IReadOnlyList<TExample>, ModelInputs> collate,
+        TrainingOptions options, TrainerState state, int epoch, IProgress<TrainingProgress>? progress, IReadOnlyList<ITrainerCallback> callbacks,
+        double examplesPerSecond, int totalSteps)
+    {
+        var result = Evaluate(trainable.Module, evaluation, collate, options.BatchSize, options.NextTokenAccuracy) with { Step = state.Step, Epoch = epoch };
+        trainable.Module.train();
+        state.Evaluations.Add(result);
+        LogEvaluated(_logger, epoch, state.Step, result.Loss, result.Accuracy);
+        progress?.Report(new TrainingProgress(epoch, state.Step, totalSteps, state.StepLosses[^1], 0, examplesPerSecond, result));
+        foreach (var callback in callbacks) callback.OnEvaluate(result);
+
+        var metric = result.Metric(options.MetricForBestModel);
+        var better = state.BestMetric is not { } best || (options.Maximizes ? metric > best : metric < best);
+        var improvedEnough = state.BestMetric is not { } previous || (better && Math.Abs(metric - previous) > options.EarlyStoppingThreshold);
+        if (better) (state.BestMetric, state.BestStep) = (metric, state.Step);
+        state.EvaluationsWithoutImprovement = improvedEnough ? 0 : state.EvaluationsWithoutImprovement + 1;
+        if (options.EarlyStoppingPatience is { } patience && state.EvaluationsWithoutImprovement >= patience) state.StoppedEarly = true;
+        return true;
+    }
+
+    /// <summary>Writes a checkpoint, then deletes the oldest beyond <see cref="TrainingOptions.SaveTotalLimit"/>, never the best.</summary>
+    private void Save(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, TrainerState state, string directory,
+        EvaluationResult? evaluation, TrainingOptions options, IReadOnlyList<ITrainerCallback> callbacks)
+    {
+        state.Checkpoints.Remove(directory);
+        state.Checkpoints.Add(directory);
+        if (evaluation is not null && state.BestStep == evaluation.Step) state.BestCheckpoint = directory;
+        SaveCheckpoint(trainable, optimizer, state, directory);
+        LogCheckpoint(_logger, directory);
+        foreach (var callback in callbacks) callback.OnSave(directory, state.Step);
+        if (options.SaveTotalLimit is not { } limit) return;
+        // As transformers: the best checkpoint survives rotation, so limit 1 can leave two (the best and the last).
+        while (state.Checkpoints.Count > limit)
+        {
+            var oldest = state.Checkpoints.FirstOrDefault(c => c != state.BestCheckpoint && c != directory);
+            if (oldest is null) break;
+            state.Checkpoints.Remove(oldest);
+            if (Directory.Exists(oldest)) Directory.Delete(oldest, recursive: true);
+            LogCheckpointDeleted(_logger, oldest);
+        }
+        File.WriteAllText(Path.Combine(directory, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
     }
 
     /// <summary>Mean loss and accuracy of <paramref name="model"/> on <paramref name="examples"/>, in eval mode without gradients.</summary>
@@ -154,9 +239,25 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 
     /// <summary>Linear warm-up from 0 to the peak, then linear decay to 0 (get_linear_schedule_with_warmup).</summary>
     public static double LearningRateAt(int step, int totalSteps, int warmupSteps, double peak) =>
-        step < warmupSteps
-            ? peak * (step + 1) / warmupSteps
-            : peak * Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmupSteps));
+        LearningRateAt(LearningRateSchedule.Linear, step, totalSteps, warmupSteps, peak);
+
+    /// <summary>
+    /// The learning rate of optimizer step <paramref name="step"/> (0-based) under <paramref name="schedule"/>, as
+    /// transformers' get_*_schedule_with_warmup, except that warm-up counts the step being taken ((step + 1) /
+    /// warm-up), so the first step does not run at rate 0.
+    /// </summary>
+    public static double LearningRateAt(LearningRateSchedule schedule, int step, int totalSteps, int warmupSteps, double peak)
+    {
+        if (step < warmupSteps && schedule != LearningRateSchedule.Constant) return peak * (step + 1) / warmupSteps;
+        var progress = (double)(step - warmupSteps) / Math.Max(1, totalSteps - warmupSteps);
+        return schedule switch
+        {
+            LearningRateSchedule.Linear => peak * Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmupSteps)),
+            LearningRateSchedule.Cosine => peak * Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * progress))),
+            LearningRateSchedule.Constant or LearningRateSchedule.ConstantWithWarmup => peak,
+            _ => throw new ArgumentOutOfRangeException(nameof(schedule), schedule, "unknown learning-rate schedule."),
+        };
+    }
 
     private static int[] Shuffle(int count, int seed, int epoch)
     {
@@ -177,7 +278,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
     private static TrainerState Resume(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, string directory)
     {
         var statePath = Path.Combine(directory, StateFileName);
-        if (!File.Exists(statePath)) throw new FileNotFoundException($"{statePath}: not found; --resume takes a checkpoint-epoch-N directory this trainer wrote.", statePath);
+        if (!File.Exists(statePath)) throw new FileNotFoundException($"{statePath}: not found; --resume takes a checkpoint-epoch-N or checkpoint-step-N directory this trainer wrote.", statePath);
         var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), PeftJson.Options)
             ?? throw new InvalidDataException($"{statePath}: empty trainer state.");
         trainable.LoadCheckpoint(directory);
@@ -188,11 +289,17 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
     [LoggerMessage(Level = LogLevel.Information, Message = "Resumed from {Directory} after epoch {Epoch}, step {Step}")]
     private static partial void LogResumed(ILogger logger, string directory, int epoch, int step);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Training cancelled in epoch {Epoch} after step {Step}; the last epoch checkpoint is kept")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Training cancelled in epoch {Epoch} after step {Step}; the checkpoints written so far are kept")]
     private static partial void LogCancelled(ILogger logger, int epoch, int step);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Epoch {Epoch}: evaluation loss {Loss:F4}, accuracy {Accuracy:P2}")]
-    private static partial void LogEvaluated(ILogger logger, int epoch, double loss, double accuracy);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Epoch {Epoch}, step {Step}: evaluation loss {Loss:F4}, accuracy {Accuracy:P2}")]
+    private static partial void LogEvaluated(ILogger logger, int epoch, int step, double loss, double accuracy);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Early stopping after step {Step}: {Patience} evaluations without a better {Metric}")]
+    private static partial void LogStoppedEarly(ILogger logger, int step, int patience, string metric);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Checkpoint {Directory} deleted (save_total_limit)")]
+    private static partial void LogCheckpointDeleted(ILogger logger, string directory);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Checkpoint written to {Directory}")]
     private static partial void LogCheckpoint(ILogger logger, string directory);
@@ -201,6 +308,13 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
     {
         public int Epoch { get; set; }
         public int Step { get; set; }
+        public int StepInEpoch { get; set; }
+        public double? BestMetric { get; set; }
+        public int? BestStep { get; set; }
+        public string? BestCheckpoint { get; set; }
+        public int EvaluationsWithoutImprovement { get; set; }
+        public bool StoppedEarly { get; set; }
+        public List<string> Checkpoints { get; set; } = [];
         public List<double> StepLosses { get; set; } = [];
         public List<EvaluationResult> Evaluations { get; set; } = [];
     }
