@@ -36,6 +36,8 @@ public sealed class CausalFinetuneTests : IDisposable
         for (char c = '!'; c <= '~'; c++) vocabulary[c.ToString()] = vocabulary.Count;
         vocabulary["Ġ"] = vocabulary.Count;
         vocabulary["<|endoftext|>"] = vocabulary.Count;
+        // The rest of the model's 128 ids: bytes 0-31 of the byte-level alphabet (U+0100...), so that any generated id decodes.
+        for (char c = 'Ā'; vocabulary.Count < 128; c++) vocabulary[c.ToString()] = vocabulary.Count;
         File.WriteAllText(Path.Combine(model, "vocab.json"), JsonSerializer.Serialize(vocabulary));
         File.WriteAllText(Path.Combine(model, "merges.txt"), "#version: 0.2\n");
         return model;
@@ -80,5 +82,21 @@ public sealed class CausalFinetuneTests : IDisposable
         Assert.Contains(problems, p => p.Contains("--data"));
         Assert.Contains(problems, p => p.Contains("--model"));
         Assert.Contains(problems, p => p.Contains("probe"));
+    }
+
+    [Fact]
+    public async Task GenerateTakesTextAndPrintsText()
+    {
+        var model = TinyModelWithTokenizer();
+        var run = await CliRun.Of("generate", "--model", model, "--text", "echo a:", "--max-new-tokens", "4");
+        Assert.Equal(0, run.ExitCode);
+        Assert.StartsWith("echo a:", run.Console);
+    }
+
+    [Fact]
+    public async Task GenerateTextWithoutAVocabularyNamesTheFile()
+    {
+        var run = await CliRun.Of("generate", "--model", Fixture("models", "gpt2-clm"), "--text", "hi");
+        Assert.Contains("vocab.json", run.AssertUserError());
     }
 }

@@ -1,11 +1,12 @@
 using Microsoft.Extensions.Options;
+using Peft.Cli.Data;
 using Peft.Cli.Hosting;
 using Spectre.Console;
 using TorchSharp;
 
 namespace Peft.Cli.Commands;
 
-/// <summary><c>peft generate</c>: greedy generation with a causal or seq2seq LM and an optional adapter, from token ids.</summary>
+/// <summary><c>peft generate</c>: greedy generation with a causal or seq2seq LM and an optional adapter, from token ids or text.</summary>
 public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModels models, IAnsiConsole console) : ICliCommand
 {
     /// <inheritdoc />
@@ -14,7 +15,13 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
         var settings = options.Value;
         var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
         var adapter = settings.Adapter is { Length: > 0 } given ? CommandChecks.ExistingDirectory(given, "--adapter") : null;
-        var prompt = ParseIds(settings.Prompt ?? throw new CommandLineException("--prompt \"id id id\" is required."));
+        if (settings.Prompt is { Length: > 0 } && settings.Text is { Length: > 0 }) throw new CommandLineException("--prompt and --text: give one of them.");
+        // Text in, text out: the model's own byte-level BPE (a missing vocab.json or merges.txt is named).
+        var tokenizer = settings.Text is { Length: > 0 } ? CausalLmExamples.LoadTokenizer(modelDirectory) : null;
+        var prompt = tokenizer is not null
+            ? tokenizer.EncodeToIds(settings.Text!).Select(id => (long)id).ToArray()
+            : ParseIds(settings.Prompt ?? throw new CommandLineException("--prompt \"id id id\" or --text \"...\" is required."));
+        if (prompt.Length == 0) throw new CommandLineException("--text gives no tokens.");
         if (settings.MaxNewTokens <= 0) throw new CommandLineException($"--max-new-tokens must be positive, got {settings.MaxNewTokens}.");
 
         var (architecture, config) = models.ReadConfig(modelDirectory);
@@ -30,7 +37,8 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
         var generated = adapter is not null
             ? models.FromPretrained(model, adapter).Generate(ids, maxNewTokens: settings.MaxNewTokens)
             : Generation.Greedy(model, model.Config, ids, null, settings.MaxNewTokens);
-        console.WriteLine(string.Join(' ', generated[0].data<long>().ToArray()));
+        var output = generated[0].data<long>().ToArray();
+        console.WriteLine(tokenizer is not null ? tokenizer.Decode(output.Select(id => (int)id)) : string.Join(' ', output));
         return Task.FromResult(0);
     }
 

@@ -71,8 +71,12 @@ public sealed class GenerateOptions
     public string? Adapter { get; set; }
 
     /// <summary>The prompt as comma- or space-separated token ids.</summary>
-    [Description("The prompt as token ids, separated by spaces or commas.")]
+    [Description("The prompt as token ids, separated by spaces or commas (prints ids).")]
     public string? Prompt { get; set; }
+
+    /// <summary>The prompt as text, tokenized with the model's vocab.json + merges.txt.</summary>
+    [Description("The prompt as text, tokenized with the model's byte-level BPE (vocab.json + merges.txt); prints the prompt and its continuation.")]
+    public string? Text { get; set; }
 
     /// <summary>Tokens to generate.</summary>
     [Description("Tokens to generate.")]

@@ -44,7 +44,7 @@ public static class ResultsReport
 
     private static string[] Cells(MethodResult row) =>
     [
-        Name(row.Method) + (row.Training.Cancelled ? $" (cancelled, {row.Training.Evaluations.Count} epochs)" : ""),
+        Name(row.Method) + (row.Training.Cancelled ? " (cancelled)" : ""),
         row.Accuracy.ToString("P1", Invariant),
         row.TrainableParameters.ToString("N0", Invariant),
         (100.0 * row.TrainableParameters / row.AllParameters).ToString("F2", Invariant) + "%",
