@@ -33,7 +33,7 @@ public sealed record FourierFTConfig : TunerConfig, ILayerSelection
     [JsonPropertyName("random_loc_seed")]
     public long? RandomLocSeed { get; init; } = 777;
 
-    /// <summary>True when the base layer stores its weight (in, out), as GPT-2's Conv1D does (always so for Conv1D).</summary>
+    /// <summary>True when the base layer stores its weight (in, out), as GPT-2's Conv1D does; as in the reference, the layer's kind decides (true for Conv1D, false for Linear).</summary>
     [JsonPropertyName("fan_in_fan_out")]
     public bool FanInFanOut { get; init; }
 

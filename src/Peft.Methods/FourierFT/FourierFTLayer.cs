@@ -19,9 +19,10 @@ public sealed class FourierFTLayer : AdapterLayer
     private readonly bool _fanInFanOut;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
-    public FourierFTLayer(nn.Module<Tensor, Tensor> baseLayer, bool fanInFanOut) : base(nameof(FourierFTLayer), baseLayer)
+    public FourierFTLayer(nn.Module<Tensor, Tensor> baseLayer) : base(nameof(FourierFTLayer), baseLayer)
     {
-        _fanInFanOut = fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+        // The weight's layout follows the layer's kind: the reference resets fan_in_fan_out to true for Conv1D, false for Linear.
+        _fanInFanOut = Shape.Kind == SlotKind.Conv1D;
         RegisterComponents();
     }
 

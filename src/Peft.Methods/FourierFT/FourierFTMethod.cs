@@ -20,7 +20,7 @@ public sealed class FourierFTMethod : TunerMethod<FourierFTConfig>
         nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, FourierFTConfig config, string adapterName, string path)
     {
         if (shape.Kind is not (SlotKind.Linear or SlotKind.Conv1D)) return null;
-        var layer = new FourierFTLayer(baseLayer, config.FanInFanOut);
+        var layer = new FourierFTLayer(baseLayer);
         layer.AddAdapter(adapterName, config.NFrequencyFor(path), config);
         return layer;
     }

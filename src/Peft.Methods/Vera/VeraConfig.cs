@@ -40,7 +40,7 @@ public sealed record VeraConfig : TunerConfig, ILayerSelection
     [JsonPropertyName("d_initial")]
     public double DInitial { get; init; } = 0.1;
 
-    /// <summary>True when the base layer stores its weight (in, out), as GPT-2's Conv1D does (always so for Conv1D).</summary>
+    /// <summary>True when the base layer stores its weight (in, out), as GPT-2's Conv1D does; as in the reference, the layer's kind decides (true for Conv1D, false for Linear).</summary>
     [JsonPropertyName("fan_in_fan_out")]
     public bool FanInFanOut { get; init; }
 

@@ -21,9 +21,10 @@ public sealed class VeraLayer : AdapterLayer, ISharedTensorsLayer
     private readonly bool _fanInFanOut;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (Linear or Conv1D).</summary>
-    public VeraLayer(nn.Module<Tensor, Tensor> baseLayer, bool fanInFanOut) : base(nameof(VeraLayer), baseLayer)
+    public VeraLayer(nn.Module<Tensor, Tensor> baseLayer) : base(nameof(VeraLayer), baseLayer)
     {
-        _fanInFanOut = fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+        // The weight's layout follows the layer's kind: the reference resets fan_in_fan_out to true for Conv1D, false for Linear.
+        _fanInFanOut = Shape.Kind == SlotKind.Conv1D;
         RegisterComponents();
     }
 

@@ -47,7 +47,7 @@ public sealed class VeraMethod : TunerMethod<VeraConfig>
         nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, VeraConfig config, string adapterName, string path)
     {
         if (shape.Kind is not (SlotKind.Linear or SlotKind.Conv1D)) return null;
-        var layer = new VeraLayer(baseLayer, config.FanInFanOut);
+        var layer = new VeraLayer(baseLayer);
         layer.AddAdapter(adapterName, ProjectionsOf(config), config);
         return layer;
     }

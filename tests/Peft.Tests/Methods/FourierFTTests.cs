@@ -29,7 +29,7 @@ public class FourierFTTests
         using var scope = torch.NewDisposeScope();
         static FourierFTLayer Layer(long seed)
         {
-            var layer = new FourierFTLayer(torch.nn.Linear(6, 5), fanInFanOut: false);
+            var layer = new FourierFTLayer(torch.nn.Linear(6, 5));
             layer.AddAdapter("default", 12, new FourierFTConfig { RandomLocSeed = seed });
             return layer;
         }
@@ -48,7 +48,7 @@ public class FourierFTTests
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(2);
         var linear = torch.nn.Linear(4, 3, hasBias: false);
-        var layer = new FourierFTLayer(linear, fanInFanOut: false);
+        var layer = new FourierFTLayer(linear);
         layer.AddAdapter("default", 5, new FourierFTConfig { Scaling = 10, RandomLocSeed = 1 });
         layer.ActiveAdapters = ["default"];
         var spectrum = layer.named_parameters().Single(p => p.name == "fourierft_spectrum.default").parameter;
