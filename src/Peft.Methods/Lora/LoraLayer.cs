@@ -31,7 +31,7 @@ public sealed class LoraLayer : AdapterLayer
     /// <summary>Adds adapter <paramref name="name"/> of rank <paramref name="rank"/>.</summary>
     public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init)
     {
-        var dtype = BaseWeight.dtype;
+        var dtype = AdapterDType;
         var device = BaseWeight.device;
         var a = nn.Linear(Shape.InFeatures, rank, hasBias: false, device: device, dtype: dtype);
         var b = nn.Linear(rank, Shape.OutFeatures, hasBias: loraBias, device: device, dtype: dtype);
@@ -62,6 +62,7 @@ public sealed class LoraLayer : AdapterLayer
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
+        var dtype = result.dtype;
         foreach (var name in ActiveAdapters)
         {
             if (MergedAdapters.Contains(name)) continue;
@@ -69,7 +70,8 @@ public sealed class LoraLayer : AdapterLayer
             var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
             result = result.add(update, alpha: _scaling[name]);
         }
-        return result.MoveToOuterDisposeScope();
+        // The sum is in the adapter's (wider) dtype; hand the base layer's dtype on, as the reference does.
+        return result.to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />
