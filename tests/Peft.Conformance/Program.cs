@@ -1,20 +1,25 @@
-// Runs the Hugging Face PEFT reference cases: dotnet run --project tests/Peft.Conformance -c Release -- <fixtures-dir> [case-glob ...]
+// Runs the Hugging Face PEFT reference cases:
+// dotnet run --project tests/Peft.Conformance -c Release -- [--float64] <fixtures-dir> [case-glob ...]
 using Peft.Conformance;
 
-if (args.Length == 0 || args[0] is "-h" or "--help")
+var float64 = args.Contains("--float64");
+var positional = args.Where(a => a != "--float64").ToArray();
+if (positional.Length == 0 || positional[0] is "-h" or "--help" || positional.Any(a => a.StartsWith("--", StringComparison.Ordinal)))
 {
-    Console.Error.WriteLine("usage: Peft.Conformance <fixtures-dir> [case-glob ...]");
+    Console.Error.WriteLine("usage: Peft.Conformance [--float64] <fixtures-dir> [case-glob ...]");
+    Console.Error.WriteLine("  --float64  our model, adapter and inputs in float64 against the float32 reference; a failing check");
+    Console.Error.WriteLine("             prints |ours32 - ref|, |ours64 - ref| and |ours32 - ours64| and whether the gap is ours or rounding");
     return 2;
 }
-var fixtures = args[0];
+var fixtures = positional[0];
 if (!Directory.Exists(Path.Combine(fixtures, "cases")))
 {
     Console.Error.WriteLine($"{fixtures}: no cases/ folder; expected a directory laid out like tests/fixtures/hf-peft.");
     return 2;
 }
-var runner = new ConformanceRunner(fixtures);
+var runner = new ConformanceRunner(fixtures, float64: float64);
 int passed = 0, failed = 0, skipped = 0;
-foreach (var name in runner.SelectCases(args[1..]))
+foreach (var name in runner.SelectCases(positional[1..]))
 {
     var result = runner.Run(name);
     Console.WriteLine(result);
@@ -25,5 +30,5 @@ foreach (var name in runner.SelectCases(args[1..]))
         default: skipped++; break;
     }
 }
-Console.WriteLine($"{passed} passed, {failed} failed, {skipped} skipped");
+Console.WriteLine($"{passed} passed, {failed} failed, {skipped} skipped{(float64 ? " (float64)" : "")}");
 return failed > 0 ? 1 : 0;

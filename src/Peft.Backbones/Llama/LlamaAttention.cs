@@ -59,7 +59,7 @@ public sealed partial class LlamaAttention : nn.Module
         value = RepeatKeyValue(value);
 
         var scores = torch.matmul(query, key.transpose(2, 3)) * _scaling + mask;
-        var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(query.dtype);
+        var probabilities = nn.functional.softmax(scores, dim: -1, dtype: Precision.AtLeastFloat32(scores.dtype)).to(query.dtype);
         probabilities = nn.functional.dropout(probabilities, _dropout, training);
         var output = torch.matmul(probabilities, value)                      // (B, H, T, D)
             .transpose(1, 2).reshape(batch, length, -1);
@@ -104,7 +104,7 @@ public sealed partial class LlamaMlp : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Root-mean-square layer norm, computed in float32 and scaled by <c>weight</c> (no bias, no centring).</summary>
+/// <summary>Root-mean-square layer norm, computed in at least float32 and scaled by <c>weight</c> (no bias, no centring).</summary>
 public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
@@ -125,7 +125,7 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var dtype = hidden.dtype;
-        var x = hidden.to(ScalarType.Float32);
+        var x = Precision.AtLeastFloat32(hidden);
         var variance = x.pow(2).mean([-1], keepdim: true);
         x = x * torch.rsqrt(variance + _eps);
         return (weight * x.to(dtype)).MoveToOuterDisposeScope();

@@ -159,7 +159,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel
         // Tied without a module: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
         var head = Head;
         var logits = head is null ? nn.functional.linear(hidden, EmbeddingWeight(InputEmbeddings)) : head.call(hidden);
-        if (Facts.LogitsToFloat32) logits = logits.to(ScalarType.Float32);
+        if (Facts.LogitsToFloat32) logits = Precision.AtLeastFloat32(logits);
         var loss = inputs.Labels is null ? null : Losses.CausalLM(logits, inputs.Labels);
         return new ModelOutputs
         {

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace Peft.Backbones.T5;
 
-/// <summary>T5's layer norm: scales by the root mean square (variance in fp32), no mean subtraction, no bias.</summary>
+/// <summary>T5's layer norm: scales by the root mean square (variance in at least fp32), no mean subtraction, no bias.</summary>
 public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
@@ -29,7 +29,7 @@ public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden)
     {
         using var scope = torch.NewDisposeScope();
-        var variance = hidden.to(ScalarType.Float32).pow(2).mean([-1], keepdim: true);
+        var variance = Precision.AtLeastFloat32(hidden).pow(2).mean([-1], keepdim: true);
         var normed = hidden * torch.rsqrt(variance + _epsilon);
         if (weight.dtype is ScalarType.Float16 or ScalarType.BFloat16) normed = normed.to(weight.dtype);
         return (weight * normed).MoveToOuterDisposeScope();
@@ -123,7 +123,7 @@ public sealed partial class T5Attention : nn.Module
         }
 
         var scores = torch.matmul(query, key.transpose(3, 2)) + positionBias;   // (B, H, T, K), no 1/sqrt(d)
-        var weights = dropout.call(nn.functional.softmax(scores.to(ScalarType.Float32), dim: -1).to(scores.dtype));
+        var weights = dropout.call(nn.functional.softmax(Precision.AtLeastFloat32(scores), dim: -1).to(scores.dtype));
         var output = torch.matmul(weights, value).transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return (o.call(output).MoveToOuterDisposeScope(), positionBias.MoveToOuterDisposeScope());
     }

@@ -5,7 +5,7 @@ namespace Peft.Methods.Lora;
 
 /// <summary>
 /// Low-rank adaptation (Hu et al., 2021): the worked example of a <see cref="TunerMethod{TConfig}"/>.
-/// Linear and Conv1D layers get a <see cref="LoraLayer"/>, embeddings a <see cref="LoraEmbedding"/>.
+/// Linear and Conv1D layers get a <see cref="LoraLayer"/>, Conv2d layers a <see cref="LoraConv2d"/>, embeddings a <see cref="LoraEmbedding"/>.
 /// </summary>
 public sealed class LoraMethod : TunerMethod<LoraConfig>
 {
@@ -25,6 +25,10 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
                 var layer = new LoraLayer(baseLayer, config.FanInFanOut);
                 Add(layer, config, adapterName, path);
                 return layer;
+            case SlotKind.Conv2d:
+                var conv = new LoraConv2d(baseLayer);
+                conv.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, path);
+                return conv;
             case SlotKind.Embedding:
                 var embedding = new LoraEmbedding(baseLayer);
                 Add(embedding, config, adapterName, path);
@@ -44,6 +48,9 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
                 return true;
             case LoraEmbedding embedding:
                 Add(embedding, config, adapterName, path);
+                return true;
+            case LoraConv2d conv:
+                conv.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, path);
                 return true;
             default:
                 return false;
