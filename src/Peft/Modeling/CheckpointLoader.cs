@@ -61,7 +61,13 @@ internal static class CheckpointLoader
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>
     public static void Load(PreTrainedModel model, MappedCheckpoint checkpoint, ScalarType dtype, Device device)
     {
-        var prefix = model.BaseModelPrefix is { } p && !checkpoint.Names.Any(k => k.StartsWith(p + ".", StringComparison.Ordinal)) ? p + "." : "";
+        // Checkpoints in the classic spelling (transformers 4) load into run-time names: look keys up by their current name.
+        var available = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var stored in checkpoint.Names)
+        {
+            available.TryAdd(model.ClassicNames.Rules.Count > 0 ? model.ClassicNames.ToCurrent(stored) : stored, stored);
+        }
+        var prefix = model.BaseModelPrefix is { } p && !available.Keys.Any(k => k.StartsWith(p + ".", StringComparison.Ordinal)) ? p + "." : "";
         string KeyOf(string name) => prefix.Length > 0 && name.StartsWith(prefix, StringComparison.Ordinal) ? name[prefix.Length..] : name;
         var heads = model.HeadModuleNames;
         bool InHead(string name) => heads.Any(h => name.StartsWith(h + ".", StringComparison.Ordinal));
@@ -80,7 +86,8 @@ internal static class CheckpointLoader
         var plan = new List<(Slot Slot, string? Key)>();
         foreach (var slot in slots)
         {
-            var key = slot.Names.Select(KeyOf).FirstOrDefault(checkpoint.Contains);
+            var current = slot.Names.Select(KeyOf).FirstOrDefault(available.ContainsKey);
+            var key = current is null ? null : available[current];
             if (key is null)
             {
                 if (!slot.Names.All(InHead))
