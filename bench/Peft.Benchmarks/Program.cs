@@ -2,6 +2,8 @@
 // random weights and token ids; a step is forward + loss + backward + AdamW step. Prints one JSON line
 // per workload (median and minimum milliseconds), then the ratios measured side by side in this run.
 //   dotnet run --project bench/Peft.Benchmarks -c Release [workload ...]
+// tinyllama-load (run only when named) writes a 2.2 GB TinyLlama-shaped bf16 checkpoint once, to
+// $PEFT_BENCH_TINYLLAMA or the temp folder, and measures loading it against a raw read (docs/PERFORMANCE.md).
 using System.Diagnostics;
 using System.Text.Json;
 using Peft;
@@ -13,6 +15,8 @@ using Peft.Tuners;
 using TorchSharp;
 using static TorchSharp.torch;
 
+if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
+
 var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
 {
     ["gpt2-lora"] = () => TrainStep(Gpt2Small, Lora(["c_attn"], 16, 32), batch: 2, length: 128, steps: 5, warm: 2),
@@ -20,8 +24,9 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["minilm-lora"] = () => TrainStep(MiniLmShaped, Lora(["query", "key", "value", "dense"], 8, 16), batch: 32, length: 48, steps: 8, warm: 2),
     ["minilm-full"] = () => TrainStep(MiniLmShaped, null, batch: 32, length: 48, steps: 8, warm: 2),
     ["gpt2-inference"] = Inference,
+    ["tinyllama-load"] = TinyLlamaLoad.Run,
 };
-var selected = args.Length > 0 ? args : workloads.Keys.ToArray();
+var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
 torch.set_num_threads(Environment.ProcessorCount);
 var results = new Dictionary<string, Dictionary<string, object>>();
 foreach (var name in selected)

@@ -19,12 +19,12 @@ internal static class EncoderDecoder
         return shifted.masked_fill(shifted.eq(Losses.IgnoreIndex), padTokenId).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Cross-entropy of every decoder position against its label (no shift), -100 ignored.</summary>
+    /// <summary>Cross-entropy of every decoder position against its label (no shift), -100 ignored; in float32 whatever the logits' dtype.</summary>
     public static Tensor Loss(Tensor logits, Tensor labels)
     {
         using var scope = torch.NewDisposeScope();
         var loss = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[^1]),
+            logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]),
             labels.reshape(-1).to(logits.device),
             ignore_index: Losses.IgnoreIndex);
         return loss.MoveToOuterDisposeScope();

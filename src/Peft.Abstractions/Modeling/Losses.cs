@@ -21,9 +21,9 @@ public static class Losses
         return loss.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Per-token classification loss (cross-entropy, ignored labels left out).</summary>
+    /// <summary>Per-token classification loss (cross-entropy, ignored labels left out), in float32 as transformers' loss.</summary>
     public static Tensor TokenClassification(Tensor logits, Tensor labels) =>
-        nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: IgnoreIndex);
+        nn.functional.cross_entropy(logits.to(ScalarType.Float32).reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: IgnoreIndex);
 
     /// <summary>
     /// Semantic segmentation loss as transformers' segmentation heads compute it: the logits (B,
@@ -51,10 +51,12 @@ public static class Losses
 
     /// <summary>
     /// Sequence classification loss as transformers chooses it: mean squared error for one label,
-    /// cross-entropy for integer labels, binary cross-entropy with logits for float multi-labels.
+    /// cross-entropy for integer labels, binary cross-entropy with logits for float multi-labels; in float32
+    /// whatever the logits' dtype (a half-precision model's loss is computed in full precision).
     /// </summary>
     public static Tensor SequenceClassification(Tensor logits, Tensor labels, int numLabels)
     {
+        logits = logits.to(ScalarType.Float32);
         if (numLabels == 1)
         {
             return nn.functional.mse_loss(logits.squeeze(), labels.to(logits.dtype).squeeze());

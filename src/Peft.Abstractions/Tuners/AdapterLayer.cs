@@ -96,6 +96,14 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     };
 
     /// <summary>
+    /// The dtype new adapter weights are created in: float32 over a float16/bfloat16 base layer, the base weight's
+    /// own dtype otherwise (the reference's <c>autocast_adapter_dtype=True</c>, its default). Layers cast their input
+    /// to this dtype on the way into the adapter and their output back to the base layer's dtype on the way out,
+    /// so a half-precision base trains adapters in full precision.
+    /// </summary>
+    protected ScalarType AdapterDType => BaseWeight.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : BaseWeight.dtype;
+
+    /// <summary>
     /// The adapter's weight delta, in the base weight's layout and dtype, for methods that merge by
     /// addition (the default <see cref="MergeAdapter"/>). Methods that merge otherwise override
     /// <see cref="MergeAdapter"/> and <see cref="UnmergeAdapter"/> instead.
@@ -103,11 +111,14 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     protected virtual Tensor Delta(string adapterName) =>
         throw new NotSupportedException($"{GetType().Name} overrides neither Delta nor MergeAdapter/UnmergeAdapter.");
 
-    /// <summary>Folds one adapter into the base layer (no gradients, inside a dispose scope). The default adds <see cref="Delta"/>.</summary>
-    protected virtual void MergeAdapter(string adapterName) => BaseWeight.add_(Delta(adapterName));
+    /// <summary>
+    /// Folds one adapter into the base layer (no gradients, inside a dispose scope). The default adds <see cref="Delta"/>,
+    /// cast to the base weight's dtype (a float32 adapter over a bfloat16 base merges in bfloat16, as the reference's).
+    /// </summary>
+    protected virtual void MergeAdapter(string adapterName) => BaseWeight.add_(Delta(adapterName).to(BaseWeight.dtype));
 
-    /// <summary>Takes one merged adapter back out of the base layer. The default subtracts <see cref="Delta"/>.</summary>
-    protected virtual void UnmergeAdapter(string adapterName) => BaseWeight.sub_(Delta(adapterName));
+    /// <summary>Takes one merged adapter back out of the base layer. The default subtracts <see cref="Delta"/>, cast as in <see cref="MergeAdapter"/>.</summary>
+    protected virtual void UnmergeAdapter(string adapterName) => BaseWeight.sub_(Delta(adapterName).to(BaseWeight.dtype));
 
     /// <inheritdoc />
     public virtual string? MergeBlocker(string adapterName) => null;

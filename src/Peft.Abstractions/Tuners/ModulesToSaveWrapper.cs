@@ -73,11 +73,17 @@ public static class ModuleCloner
         };
         var source = module.state_dict();
         foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
-        return copy.to(ParameterDtype(module));
+        return PlacedLike(copy, module);
     }
 
-    private static ScalarType ParameterDtype(nn.Module module) =>
-        module.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+    /// <summary>Moves <paramref name="copy"/> to <paramref name="original"/>'s device and floating-point dtype (a copy of a bf16 head on a GPU stays there, in bf16).</summary>
+    public static T PlacedLike<T>(T copy, nn.Module original) where T : nn.Module
+    {
+        var first = original.parameters().FirstOrDefault();
+        if (first is null) return copy;
+        copy.to(first.device, first.dtype);
+        return copy;
+    }
 }
 
 /// <summary>

@@ -93,7 +93,7 @@ public sealed class OptDecoder : nn.Module, IModuleSlots
         var embeds = inputs.InputsEmbeds ?? embed_tokens.call(inputs.InputIds ?? throw new ArgumentException("OPT needs input_ids or inputs_embeds."));
         var (batch, length) = (embeds.shape[0], embeds.shape[1]);
         var past = cache?.Length ?? 0;
-        var padding = (inputs.AttentionMask ?? torch.ones(batch, past + length, ScalarType.Int64)).to(ScalarType.Int64, embeds.device);
+        var padding = (inputs.AttentionMask ?? torch.ones(batch, past + length, ScalarType.Int64, embeds.device)).to(ScalarType.Int64, embeds.device);
 
         // Positions count attended tokens only (cumulative sum of the mask), so padding does not shift them.
         var positions = inputs.PositionIds

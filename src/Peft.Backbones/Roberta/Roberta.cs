@@ -100,7 +100,7 @@ public sealed partial class RobertaClassificationHead : nn.Module<Tensor, Tensor
         using var noGrad = torch.no_grad();
         var source = state_dict();
         foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
-        return copy;
+        return ModuleCloner.PlacedLike(copy, this);
     }
 }
 

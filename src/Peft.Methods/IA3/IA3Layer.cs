@@ -43,8 +43,8 @@ public sealed class IA3Layer : AdapterLayer
         var weight = BaseWeight;
         long[] shape = IsFeedforward ? [1, Shape.InFeatures] : [Shape.OutFeatures, 1];
         var vector = initOnes
-            ? torch.ones(shape, dtype: weight.dtype, device: weight.device)
-            : torch.randn(shape, dtype: weight.dtype, device: weight.device);
+            ? torch.ones(shape, dtype: AdapterDType, device: weight.device)
+            : torch.randn(shape, dtype: AdapterDType, device: weight.device);
         ia3_l.Add((name, new Parameter(vector)));
         _names.Add(name);
     }
@@ -65,7 +65,8 @@ public sealed class IA3Layer : AdapterLayer
         var result = IsFeedforward
             ? base_layer.call(input * scaling.to(input.dtype))
             : base_layer.call(input) * scaling;
-        return result.MoveToOuterDisposeScope();
+        // A float32 vector over a half-precision layer: the output keeps the base layer's dtype.
+        return result.to(input.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>The vector in the base weight's layout, ready to broadcast against it.</summary>

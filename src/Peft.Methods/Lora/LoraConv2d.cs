@@ -49,7 +49,7 @@ public sealed class LoraConv2d : AdapterLayer
             throw new PeftConfigException(
                 $"Target module '{path}' is a Conv2d with groups={conv.groups}, and rank {rank} is not a multiple of it; choose another rank (rank_pattern) or leave this module out.");
         }
-        var dtype = BaseWeight.dtype;
+        var dtype = AdapterDType;
         var device = BaseWeight.device;
         var kernel = (conv.kernel_size[0], conv.kernel_size[1]);
         var stride = (conv.stride[0], conv.stride[1]);
@@ -85,6 +85,7 @@ public sealed class LoraConv2d : AdapterLayer
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
+        var dtype = result.dtype;
         foreach (var name in ActiveAdapters)
         {
             if (MergedAdapters.Contains(name)) continue;
@@ -92,7 +93,8 @@ public sealed class LoraConv2d : AdapterLayer
             var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
             result = result.add(update, alpha: _scaling[name]);
         }
-        return result.MoveToOuterDisposeScope();
+        // The sum is in the adapter's (wider) dtype; hand the base layer's dtype on, as the reference does.
+        return result.to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>The kernel delta (out, in, kh, kw) = scaling · B·A at every kernel position.</summary>

@@ -31,8 +31,8 @@ public sealed class LoraEmbedding : AdapterLayer
     public void AddAdapter(string name, int rank, double scaling, LoraInit init)
     {
         var weight = BaseWeight;
-        var a = torch.randn(rank, Shape.InFeatures, dtype: weight.dtype, device: weight.device);
-        var b = torch.randn(Shape.OutFeatures, rank, dtype: weight.dtype, device: weight.device);
+        var a = torch.randn(rank, Shape.InFeatures, dtype: AdapterDType, device: weight.device);
+        var b = torch.randn(Shape.OutFeatures, rank, dtype: AdapterDType, device: weight.device);
         if (init != LoraInit.Random)
         {
             // The reference starts embeddings the other way round from linear layers: A zeros, B normal.
@@ -50,13 +50,15 @@ public sealed class LoraEmbedding : AdapterLayer
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
+        var dtype = result.dtype;
         foreach (var name in ActiveAdapters)
         {
             if (MergedAdapters.Contains(name)) continue;
             var afterA = Lookup(lora_embedding_A[name].T, input);
             result = result + torch.matmul(afterA, lora_embedding_B[name].T) * _scaling[name];
         }
-        return result.MoveToOuterDisposeScope();
+        // The sum is in the adapter's (wider) dtype; hand the embedding's dtype on, as the reference does.
+        return result.to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>Rows of <paramref name="table"/> for each id, with no gradient reaching the padding row (as F.embedding with padding_idx).</summary>

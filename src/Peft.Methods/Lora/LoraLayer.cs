@@ -43,7 +43,7 @@ public sealed partial class LoraLayer : AdapterLayer
     /// <param name="pissaIterations">The power iterations of <see cref="LoraInit.PissaLowRank"/>.</param>
     public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, int pissaIterations = 0)
     {
-        var dtype = BaseWeight.dtype;
+        var dtype = AdapterDType;
         var device = BaseWeight.device;
         var a = nn.Linear(Shape.InFeatures, rank, hasBias: false, device: device, dtype: dtype);
         var b = nn.Linear(rank, Shape.OutFeatures, hasBias: loraBias, device: device, dtype: dtype);
@@ -75,6 +75,7 @@ public sealed partial class LoraLayer : AdapterLayer
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
+        var dtype = result.dtype;
         foreach (var name in ActiveAdapters)
         {
             if (MergedAdapters.Contains(name)) continue;
@@ -82,7 +83,8 @@ public sealed partial class LoraLayer : AdapterLayer
             var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
             result = result.add(update, alpha: _scaling[name]);
         }
-        return result.MoveToOuterDisposeScope();
+        // The sum is in the adapter's (wider) dtype; hand the base layer's dtype on, as the reference does.
+        return result.to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />

@@ -138,6 +138,59 @@ public static class ModelWeights
 
     private static Dictionary<string, torch.Tensor> LoadSharded(string modelDirectory, string indexPath)
     {
+        var shards = ReadShards(modelDirectory, indexPath);
+        var result = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (path, header, names) in shards)
+            {
+                using var handle = SafeTensors.Open(path);
+                foreach (var (name, tensor) in SafeTensors.LoadTensors(path, handle, header, names))
+                {
+                    result.Add(name, tensor);
+                }
+            }
+            return result;
+        }
+        catch
+        {
+            foreach (var tensor in result.Values)
+            {
+                tensor.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The files of <paramref name="modelDirectory"/>'s weights with their validated headers and the names each
+    /// provides: every shard the index names (checked to hold the keys the index puts there), or the single file.
+    /// Nothing beyond the headers is read.
+    /// </summary>
+    /// <exception cref="CheckpointException">No weights are found, the index is malformed or names a missing shard or key, or a header is invalid.</exception>
+    internal static List<(string Path, SafeTensorsHeader Header, List<string> Names)> ReadShards(string modelDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(modelDirectory);
+        if (!Directory.Exists(modelDirectory))
+        {
+            throw new CheckpointException(modelDirectory, null, "model directory not found.");
+        }
+        var indexPath = Path.Combine(modelDirectory, IndexFileName);
+        if (File.Exists(indexPath))
+        {
+            return ReadShards(modelDirectory, indexPath);
+        }
+        var singlePath = Path.Combine(modelDirectory, SingleFileName);
+        if (!File.Exists(singlePath))
+        {
+            throw new CheckpointException(singlePath, null, $"file not found (and there is no {IndexFileName} beside it).");
+        }
+        var header = SafeTensors.ReadHeader(singlePath);
+        return [(singlePath, header, header.Tensors.Keys.ToList())];
+    }
+
+    private static List<(string Path, SafeTensorsHeader Header, List<string> Names)> ReadShards(string modelDirectory, string indexPath)
+    {
         var weightMap = ReadWeightMap(indexPath);
 
         // Validate every shard's header, and that it holds the keys the index puts there, before allocating anything.
@@ -164,28 +217,7 @@ public static class ModelWeights
             }
             shard.Names.Add(name);
         }
-
-        var result = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
-        try
-        {
-            foreach (var (_, (path, header, names)) in shards)
-            {
-                using var handle = SafeTensors.Open(path);
-                foreach (var (name, tensor) in SafeTensors.LoadTensors(path, handle, header, names))
-                {
-                    result.Add(name, tensor);
-                }
-            }
-            return result;
-        }
-        catch
-        {
-            foreach (var tensor in result.Values)
-            {
-                tensor.Dispose();
-            }
-            throw;
-        }
+        return shards.Values.ToList();
     }
 
     private static Dictionary<string, string> ReadWeightMap(string indexPath)

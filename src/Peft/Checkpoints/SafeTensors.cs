@@ -446,7 +446,7 @@ public static class SafeTensors
 
     // TorchSharp 0.107 exposes no public data pointer; Tensor.bytes is a span over the (CPU, contiguous) native
     // storage, at most int.MaxValue long, so large tensors are copied through 1-D views of at most ChunkBytes.
-    private static void ReadTensorBytes(string path, string name, SafeFileHandle handle, torch.Tensor tensor, long fileOffset, long length)
+    internal static void ReadTensorBytes(string path, string name, SafeFileHandle handle, torch.Tensor tensor, long fileOffset, long length)
     {
         if (length == 0)
         {

@@ -56,26 +56,47 @@ public sealed class PeftModels(PeftRegistry registry)
     }
 
     /// <summary>
-    /// Builds the model for <paramref name="task"/> from <paramref name="modelDirectory"/> and loads its weights by name.
-    /// Head weights the checkpoint lacks stay freshly initialised (fine-tuning a bare model for classification).
+    /// Builds the model for <paramref name="task"/> from <paramref name="modelDirectory"/> and loads its weights by name,
+    /// in float32 on the CPU. Head weights the checkpoint lacks are freshly initialised (fine-tuning a bare model for classification).
     /// </summary>
     /// <param name="modelDirectory">A directory with config.json and model.safetensors (or an index and shards).</param>
     /// <param name="task">Which head to build.</param>
     /// <param name="configure">Adjusts the config before building (e.g. <c>c =&gt; c with { NumLabelsValue = 5 }</c> for a new classifier).</param>
-    public PreTrainedModel LoadPretrained(string modelDirectory, TaskType task, Func<ModelConfig, ModelConfig>? configure = null)
+    public PreTrainedModel LoadPretrained(string modelDirectory, TaskType task, Func<ModelConfig, ModelConfig>? configure = null) =>
+        LoadPretrained(modelDirectory, task, ModelLoadOptions.Default, configure);
+
+    /// <summary>
+    /// Builds the model for <paramref name="task"/> from <paramref name="modelDirectory"/> in the dtype and on the device
+    /// <paramref name="options"/> ask for. Every header is validated first; the module tree is built without storage
+    /// (no random initialisation of weights the checkpoint provides), then each weight goes from the memory-mapped file
+    /// to its parameter, one at a time (a view of the file when dtype and device already match). Head weights the
+    /// checkpoint lacks are freshly initialised. The model is returned in eval mode.
+    /// </summary>
+    /// <param name="modelDirectory">A directory with config.json and model.safetensors (or an index and shards).</param>
+    /// <param name="task">Which head to build.</param>
+    /// <param name="options">dtype and device (<see cref="ModelLoadOptions.Default"/>: float32 on the CPU).</param>
+    /// <param name="configure">Adjusts the config before building.</param>
+    /// <exception cref="ModelConfigException">config.json is missing or invalid, or names a dtype auto cannot load.</exception>
+    /// <exception cref="CheckpointException">A header is invalid, or a weight the model needs is missing or has another shape.</exception>
+    /// <exception cref="ArgumentException">The options name a device that is not cpu, cuda or cuda:N, or one this machine lacks.</exception>
+    public PreTrainedModel LoadPretrained(string modelDirectory, TaskType task, ModelLoadOptions options, Func<ModelConfig, ModelConfig>? configure = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        var device = options.ResolveDevice();
         var (architecture, config) = ReadConfig(modelDirectory);
         if (configure is not null) config = configure(config);
-        var model = architecture.Build(config, task);
+        using var checkpoint = MappedCheckpoint.Open(modelDirectory);
+        var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
+        var model = CheckpointLoader.BuildEmpty(architecture, config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
-        var weights = ModelWeights.Load(modelDirectory);
         try
         {
-            LoadWeights(model, weights, modelDirectory);
+            CheckpointLoader.Load(model, checkpoint, dtype, device);
         }
-        finally
+        catch
         {
-            foreach (var tensor in weights.Values) tensor.Dispose();
+            model.Dispose();
+            throw;
         }
         model.eval();
         return model;
@@ -86,6 +107,15 @@ public sealed class PeftModels(PeftRegistry registry)
         config.ExtensionData?.TryGetValue("_name_or_path", out var name) == true && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } given
             ? given
             : modelDirectory;
+
+    private static ScalarType? FirstFloatingType(MappedCheckpoint checkpoint)
+    {
+        foreach (var name in checkpoint.Names)
+        {
+            if (SafeTensorsDTypes.TryGet(checkpoint.Info(name).DType, out var type, out _) && type.IsFloatingPointType()) return type;
+        }
+        return null;
+    }
 
     /// <summary>Copies <paramref name="weights"/> into <paramref name="model"/> by name, checking shapes.</summary>
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>
