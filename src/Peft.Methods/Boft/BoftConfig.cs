@@ -52,6 +52,7 @@ public sealed record BoftConfig : TunerConfig, ILayerSelection
     public override void Validate()
     {
         base.Validate();
+        ILayerSelection.Check(this, TargetModules);
         if (BoftBlockSize == 0 && BoftBlockNum == 0)
         {
             throw new PeftConfigException($"Either `boft_block_size` or `boft_block_num` must be non-zero. Currently, boft_block_size = {BoftBlockSize} and boft_block_num = {BoftBlockNum}.");

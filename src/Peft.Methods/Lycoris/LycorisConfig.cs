@@ -67,6 +67,7 @@ public abstract record LycorisConfig : TunerConfig, ILayerSelection
     public override void Validate()
     {
         base.Validate();
+        ILayerSelection.Check(this, TargetModules);
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
         foreach (var (pattern, rank) in RankPattern ?? new Dictionary<string, int>())
         {

@@ -71,6 +71,7 @@ public sealed record OftConfig : TunerConfig, ILayerSelection
     public override void Validate()
     {
         base.Validate();
+        ILayerSelection.Check(this, TargetModules);
         if (R == 0 && OftBlockSize == 0)
         {
             throw new PeftConfigException($"Either `r` or `oft_block_size` must be non-zero. Currently, r = {R} and oft_block_size = {OftBlockSize}.");

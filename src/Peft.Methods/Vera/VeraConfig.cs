@@ -60,6 +60,7 @@ public sealed record VeraConfig : TunerConfig, ILayerSelection
     public override void Validate()
     {
         base.Validate();
+        ILayerSelection.Check(this, TargetModules);
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported; use \"none\".");
         if (VeraDropout is < 0 or >= 1) throw new PeftConfigException($"`vera_dropout` must be in [0, 1), got {VeraDropout}.");

@@ -64,9 +64,9 @@ public class LoraConfigSettersTests
     [Fact]
     public void An_initialisation_the_plugin_lacks_is_kept_and_refused_by_name()
     {
-        var config = JsonSerializer.Deserialize<LoraConfig>("""{"peft_type": "LORA", "r": 4, "target_modules": ["q"], "init_lora_weights": "pissa"}""", PeftJson.Options)!;
+        var config = JsonSerializer.Deserialize<LoraConfig>("""{"peft_type": "LORA", "r": 4, "target_modules": ["q"], "init_lora_weights": "loftq"}""", PeftJson.Options)!;
 
-        Assert.Equal("\"pissa\"", config.InitLoraWeights!.Json);
-        Assert.Contains("pissa", Assert.Throws<PeftConfigException>(config.Validate).Message);
+        Assert.Equal("\"loftq\"", config.InitLoraWeights!.Json);
+        Assert.Contains("loftq", Assert.Throws<PeftConfigException>(config.Validate).Message);
     }
 }
