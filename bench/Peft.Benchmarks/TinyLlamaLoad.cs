@@ -69,7 +69,7 @@ internal static class TinyLlamaLoad
         else
         {
             var clock = Stopwatch.StartNew();
-            var model = PeftModels.Default.LoadPretrained(Directory, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16 });
+            var model = PeftModels.Default.LoadPretrained(Directory, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16, LowCpuMemoryUsage = true });
             result["load_s"] = clock.Elapsed.TotalSeconds;
             // Weights in the stored dtype are views of the mapped files: touch every page, as a first forward would.
             result["touched"] = Touch(model.parameters());

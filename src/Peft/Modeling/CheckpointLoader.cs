@@ -54,7 +54,7 @@ internal static class CheckpointLoader
     }
 
     /// <summary>
-    /// Gives every parameter and buffer of <paramref name="model"/> (built by <see cref="BuildEmpty"/>) its value
+    /// Gives every parameter and buffer of <paramref name="model"/> (built by <see cref="BuildEmpty"/>, or built normally, whose initial values are then replaced) its value
     /// from <paramref name="checkpoint"/>, floating-point ones in <paramref name="dtype"/>, all on
     /// <paramref name="device"/>. Shapes are checked before anything is read.
     /// </summary>

@@ -36,6 +36,15 @@ public sealed record ModelLoadOptions
     /// <summary>Where the weights go: <c>cpu</c> (the default), <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "cpu";
 
+    /// <summary>
+    /// Builds the module tree on the <c>meta</c> device, so no weight the checkpoint provides is ever randomly
+    /// initialised or held twice (transformers' <c>low_cpu_mem_usage</c>): the way to load a model near the size
+    /// of memory. Off by default because TorchSharp's default device is process-wide: while the tree is built
+    /// (milliseconds), a tensor that another thread creates without naming a device lands on <c>meta</c>. Turn it
+    /// on where no other thread runs torch during loading.
+    /// </summary>
+    public bool LowCpuMemoryUsage { get; init; }
+
     /// <summary>Parses a dtype name as the CLI and config.json spell it (<c>auto</c>, <c>float32</c>, <c>bfloat16</c>, <c>float16</c>; also <c>bf16</c>, <c>fp16</c>, <c>fp32</c>).</summary>
     /// <exception cref="ArgumentException">The name is none of these.</exception>
     public static ModelDType ParseDType(string name) => name.Trim().ToLowerInvariant() switch

@@ -87,7 +87,7 @@ public sealed class PeftModels(PeftRegistry registry)
         if (configure is not null) config = configure(config);
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
-        var model = CheckpointLoader.BuildEmpty(architecture, config, task);
+        var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
         try
         {
