@@ -75,7 +75,7 @@ public sealed class GenerateOptions
     public string? Prompt { get; set; }
 
     /// <summary>The prompt as text, tokenized with the model's vocab.json + merges.txt.</summary>
-    [Description("The prompt as text, tokenized with the model's byte-level BPE (vocab.json + merges.txt); prints the prompt and its continuation.")]
+    [Description("The prompt as text, tokenized with the model's own tokenizer (tokenizer.json, or vocab.json + merges.txt, or vocab.txt); prints the prompt and its continuation.")]
     public string? Text { get; set; }
 
     /// <summary>Tokens to generate.</summary>
