@@ -10,7 +10,14 @@ namespace Peft.Tuners;
 /// An adapter living inside the model's layers: the layers a <see cref="TunerMethod{TConfig}"/>
 /// wrapped, plus any modules_to_save copies. Maps parameters to the reference's saved keys.
 /// </summary>
-public sealed class TunerAdapter : IAdapter, IMergeable
+/// <remarks>
+/// A method whose adapter does more than its layers (DoRA's saved-key names, AdaLoRA's regulariser
+/// and rank allocator) derives from this class and returns it from
+/// <see cref="TunerMethod{TConfig}.CreateAdapter"/>; the overridable members are
+/// <see cref="SavedKey"/>, <see cref="GetStateDict"/>, <see cref="LoadStateDict"/>,
+/// <see cref="CompleteOutputs"/> and <see cref="AfterOptimizerStep"/>.
+/// </remarks>
+public class TunerAdapter : IAdapter, IMergeable
 {
     /// <summary>Parameter names inside a PeftModel start with this; saved keys too.</summary>
     public const string SavedKeyPrefix = "base_model.model.";
@@ -21,7 +28,14 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     private readonly IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> _saved;
     private bool _disabled;
 
-    internal TunerAdapter(PreTrainedModel model, string name, TunerConfig config, string parameterPrefix,
+    /// <summary>An adapter over the layers a <see cref="TunerMethod{TConfig}"/> wrapped.</summary>
+    /// <param name="model">The adapted model.</param>
+    /// <param name="name">The adapter's name.</param>
+    /// <param name="config">Its config, as applied.</param>
+    /// <param name="parameterPrefix">The prefix of its parameters' names (<c>"lora_"</c>).</param>
+    /// <param name="layers">The wrapped layers by full module name.</param>
+    /// <param name="saved">The modules_to_save wrappers by full module name.</param>
+    protected internal TunerAdapter(PreTrainedModel model, string name, TunerConfig config, string parameterPrefix,
         IReadOnlyList<(string, IAdapterLayer)> layers, IReadOnlyList<(string, ModulesToSaveWrapper)> saved)
     {
         _model = model;
@@ -41,6 +55,9 @@ public sealed class TunerAdapter : IAdapter, IMergeable
 
     /// <inheritdoc />
     public nn.Module? OwnedModule => null;
+
+    /// <summary>The adapted model.</summary>
+    protected PreTrainedModel Model => _model;
 
     /// <summary>The wrapped layers by full module name.</summary>
     public IReadOnlyList<(string Path, IAdapterLayer Layer)> Layers => _layers;
@@ -62,6 +79,14 @@ public sealed class TunerAdapter : IAdapter, IMergeable
 
     /// <inheritdoc />
     public ModelInputs PrepareInputs(ModelInputs inputs) => inputs;
+
+    /// <inheritdoc />
+    public virtual ModelOutputs CompleteOutputs(ModelOutputs outputs) => outputs;
+
+    /// <inheritdoc />
+    public virtual void AfterOptimizerStep(int globalStep)
+    {
+    }
 
     /// <summary>The adapter's parameters with their in-memory names (relative to the model), adapter name included.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> NamedParameters()
@@ -90,7 +115,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     }
 
     /// <inheritdoc />
-    public IReadOnlyDictionary<string, Tensor> GetStateDict()
+    public virtual IReadOnlyDictionary<string, Tensor> GetStateDict()
     {
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
@@ -127,8 +152,8 @@ public sealed class TunerAdapter : IAdapter, IMergeable
             EmbeddingLayerNames.Any(e => m.name == e || m.name.EndsWith("." + e, StringComparison.Ordinal)) && targets.Matches(m.name));
     }
 
-    /// <summary>The reference's saved key for an in-memory name: adapter name dropped, under base_model.model.</summary>
-    private string SavedKey(string name)
+    /// <summary>The reference's saved key for an in-memory name (relative to the model): adapter name dropped, under base_model.model.</summary>
+    protected virtual string SavedKey(string name)
     {
         // score.modules_to_save.default.weight → score.weight; lora_A.default.weight → lora_A.weight;
         // lora_embedding_A.default → lora_embedding_A.
@@ -138,7 +163,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     }
 
     /// <inheritdoc />
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
+    public virtual void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
     {
         var expected = NamedParameters().ToList();
         using var noGrad = torch.no_grad();

@@ -18,7 +18,7 @@ namespace Peft.Tuners;
 /// <item><see cref="PeftType"/> and <see cref="ParameterPrefix"/> (e.g. <c>"lora_"</c>): saved keys are the parameters whose names contain the prefix;</item>
 /// <item><see cref="CreateLayer"/>: wrap a base layer, or return null when the kind is unsupported;</item>
 /// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made;</item>
-/// <item>optionally <see cref="DefaultTargets"/> and <see cref="IsLinearForAllLinear"/>.</item>
+/// <item>optionally <see cref="DefaultTargets"/>, <see cref="IsLinearForAllLinear"/> and <see cref="CreateAdapter"/>.</item>
 /// </list>
 /// LoRA (<c>Peft.Methods/Lora</c>) is the worked example.
 /// </remarks>
@@ -100,8 +100,22 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var saved = WrapModulesToSave(model, typed, target, adapterName, slots);
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
-        return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
+        return CreateAdapter(model, adapterName, (TConfig)applied, wrapped, saved);
     }
+
+    /// <summary>
+    /// Makes the adapter <see cref="Attach"/> returns over the wrapped layers. Override to return a
+    /// <see cref="TunerAdapter"/> subclass when the adapter does more than its layers (LoRA renames
+    /// DoRA's saved keys, AdaLoRA adds a regulariser and a rank allocator).
+    /// </summary>
+    /// <param name="model">The adapted model.</param>
+    /// <param name="adapterName">The adapter's name.</param>
+    /// <param name="config">The config as applied (default targets written out).</param>
+    /// <param name="layers">The wrapped layers by full module name.</param>
+    /// <param name="saved">The modules_to_save wrappers by full module name.</param>
+    protected virtual TunerAdapter CreateAdapter(PreTrainedModel model, string adapterName, TConfig config,
+        IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
+        new(model, adapterName, config, ParameterPrefix, layers, saved);
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
     {

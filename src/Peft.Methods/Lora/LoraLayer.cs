@@ -8,13 +8,15 @@ namespace Peft.Methods.Lora;
 
 /// <summary>
 /// Adds <c>lora_B(lora_A(dropout(x))) · scaling</c> to a Linear or Conv1D layer's output.
-/// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>.
+/// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>,
+/// and with DoRA <c>lora_magnitude_vector.&lt;adapter&gt;.weight</c> (see <see cref="DoraMagnitude"/>).
 /// </summary>
 public sealed class LoraLayer : AdapterLayer
 {
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly AdapterModuleDict<Linear> lora_A = new();
     private readonly AdapterModuleDict<Linear> lora_B = new();
+    private readonly AdapterModuleDict<DoraMagnitude> lora_magnitude_vector = new();
     private readonly Dictionary<string, double> _scaling = [];
     private readonly bool _fanInFanOut;
 
@@ -29,7 +31,14 @@ public sealed class LoraLayer : AdapterLayer
     public override IReadOnlyCollection<string> AdapterNames => _scaling.Keys;
 
     /// <summary>Adds adapter <paramref name="name"/> of rank <paramref name="rank"/>.</summary>
-    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init)
+    /// <param name="name">The adapter's name.</param>
+    /// <param name="rank">Its rank.</param>
+    /// <param name="scaling">The factor its update is multiplied by.</param>
+    /// <param name="dropout">Dropout on its input.</param>
+    /// <param name="loraBias">A trainable bias on lora_B.</param>
+    /// <param name="init">How A and B start.</param>
+    /// <param name="useDora">Weight-decomposed: a magnitude vector rescales each output row of the adapted weight.</param>
+    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, bool useDora = false)
     {
         var dtype = BaseWeight.dtype;
         var device = BaseWeight.device;
@@ -54,7 +63,21 @@ public sealed class LoraLayer : AdapterLayer
         lora_A.Add(name, a);
         lora_B.Add(name, b);
         _scaling[name] = scaling;
+        if (useDora) lora_magnitude_vector.Add(name, new DoraMagnitude(WeightOutIn, torch.matmul(b.weight!, a.weight!), scaling));
     }
+
+    /// <summary>True when the base weight is stored (in, out): GPT-2's Conv1D, or fan_in_fan_out.</summary>
+    private bool Transposed => _fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+
+    /// <summary>The base weight in Linear's (out, in) layout (a view).</summary>
+    private Tensor WeightOutIn => Transposed ? BaseWeight.T : BaseWeight;
+
+    private Tensor? BaseBias => base_layer switch
+    {
+        Linear linear => linear.bias,
+        Layers.Conv1D conv => conv.bias,
+        _ => null,
+    };
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -66,7 +89,17 @@ public sealed class LoraLayer : AdapterLayer
         {
             if (MergedAdapters.Contains(name)) continue;
             var a = lora_A[name];
-            var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
+            var x = input.to(a.weight!.dtype);
+            if (lora_magnitude_vector.TryGetValue(name, out var dora))
+            {
+                // As the reference: the output so far stands for W·x + bias unless dropout changed x.
+                var dropped = lora_dropout[name] is not Identity && training;
+                var baseResult = dropped ? null : result;
+                if (dropped) x = lora_dropout[name].call(x);
+                result = result + dora.Update(x, a, lora_B[name], _scaling[name], WeightOutIn, BaseBias, baseResult);
+                continue;
+            }
+            var update = lora_B[name].call(a.call(lora_dropout[name].call(x)));
             result = result.add(update, alpha: _scaling[name]);
         }
         return result.MoveToOuterDisposeScope();
@@ -75,8 +108,33 @@ public sealed class LoraLayer : AdapterLayer
     /// <inheritdoc />
     protected override Tensor Delta(string adapterName)
     {
-        var delta = torch.matmul(lora_B[adapterName].weight!, lora_A[adapterName].weight!) * _scaling[adapterName]; // (out, in)
-        return _fanInFanOut || Shape.Kind == SlotKind.Conv1D ? delta.T : delta;
+        var delta = DeltaOutIn(adapterName);
+        return Transposed ? delta.T : delta;
+    }
+
+    private Tensor DeltaOutIn(string adapterName) =>
+        torch.matmul(lora_B[adapterName].weight!, lora_A[adapterName].weight!) * _scaling[adapterName];
+
+    /// <summary>Plain LoRA adds its delta; DoRA writes <c>m/‖W+Δ‖ · (W + Δ)</c> (variants.py, DoraLinearVariant.merge_unsafe).</summary>
+    protected override void MergeAdapter(string adapterName)
+    {
+        if (!lora_magnitude_vector.TryGetValue(adapterName, out var dora))
+        {
+            base.MergeAdapter(adapterName);
+            return;
+        }
+        WeightOutIn.copy_(dora.Merged(WeightOutIn, DeltaOutIn(adapterName)));
+    }
+
+    /// <summary>Plain LoRA subtracts its delta; DoRA divides the factor of its merge back out, then subtracts.</summary>
+    protected override void UnmergeAdapter(string adapterName)
+    {
+        if (!lora_magnitude_vector.TryGetValue(adapterName, out var dora))
+        {
+            base.UnmergeAdapter(adapterName);
+            return;
+        }
+        WeightOutIn.copy_(dora.Unmerged(WeightOutIn, DeltaOutIn(adapterName)));
     }
 
     /// <inheritdoc />
@@ -86,6 +144,7 @@ public sealed class LoraLayer : AdapterLayer
         lora_dropout.Remove(adapterName);
         lora_A.Remove(adapterName);
         lora_B.Remove(adapterName);
+        lora_magnitude_vector.Remove(adapterName);
         ActiveAdapters = ActiveAdapters.Where(a => a != adapterName).ToArray();
     }
 }

@@ -92,6 +92,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                 }
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
                 optimizer.step();
+                trainable.AfterOptimizerStep(state.Step);
                 state.Step++;
                 state.StepLosses.Add(loss);
                 progress?.Report(new TrainingProgress(epoch, state.Step, totalSteps, loss, learningRate, examplesSeen / clock.Elapsed.TotalSeconds));
