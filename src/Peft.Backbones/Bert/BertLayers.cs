@@ -18,13 +18,13 @@ public interface IBertEmbeddings
 }
 
 /// <summary>Word + position + token-type embeddings, then LayerNorm and dropout.</summary>
-[TargetModules("word_embeddings")]
+[TargetModules("word_embeddings", "LayerNorm")]
 public sealed partial class BertEmbeddings : nn.Module, IBertEmbeddings
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private readonly Embedding position_embeddings;
     private readonly Embedding token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
 
     /// <summary>Embeddings sized by the config; the word embedding keeps pad_token_id's row out of gradients.</summary>
@@ -97,11 +97,11 @@ public sealed partial class BertSelfAttention : nn.Module
 }
 
 /// <summary>A projection, dropout and residual LayerNorm (BertSelfOutput and BertOutput share this shape).</summary>
-[TargetModules("dense")]
+[TargetModules("dense", "LayerNorm")]
 public sealed partial class BertResidualOutput : nn.Module
 {
     private nn.Module<Tensor, Tensor> dense;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
 
     /// <summary>Projects <paramref name="inFeatures"/> to the hidden size.</summary>

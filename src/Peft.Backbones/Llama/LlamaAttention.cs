@@ -105,7 +105,7 @@ public sealed partial class LlamaMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Root-mean-square layer norm, computed in float32 and scaled by <c>weight</c> (no bias, no centring).</summary>
-public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
+public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>, Layers.INormLayer
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
     private readonly Parameter weight;
@@ -119,6 +119,12 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
         _eps = eps;
         RegisterComponents();
     }
+
+    /// <inheritdoc />
+    public long Features => weight.shape[0];
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> CreateLike() => new LlamaRmsNorm(Features, _eps);
 
     /// <inheritdoc />
     public override Tensor forward(Tensor hidden)

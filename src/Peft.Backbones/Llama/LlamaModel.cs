@@ -9,12 +9,13 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Llama;
 
 /// <summary>One pre-norm decoder layer: RMSNorm → attention → residual, RMSNorm → MLP → residual.</summary>
-public sealed class LlamaDecoderLayer : nn.Module
+[TargetModules("input_layernorm", "post_attention_layernorm")]
+public sealed partial class LlamaDecoderLayer : nn.Module
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
-    private readonly LlamaRmsNorm input_layernorm;
-    private readonly LlamaRmsNorm post_attention_layernorm;
+    private nn.Module<Tensor, Tensor> input_layernorm;
+    private nn.Module<Tensor, Tensor> post_attention_layernorm;
 
     /// <summary>A layer sized by the config.</summary>
     public LlamaDecoderLayer(LlamaConfig config) : base("LlamaDecoderLayer")
@@ -37,12 +38,12 @@ public sealed class LlamaDecoderLayer : nn.Module
 }
 
 /// <summary>The bare Llama model (<c>model</c> in every head): token embedding, decoder layers, final norm.</summary>
-[TargetModules("embed_tokens")]
+[TargetModules("embed_tokens", "norm")]
 public sealed partial class LlamaModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
-    private readonly LlamaRmsNorm norm;
+    private nn.Module<Tensor, Tensor> norm;
     private readonly RotaryEmbedding rotary_emb;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>

@@ -16,12 +16,12 @@ namespace Peft.Backbones.Roberta;
 /// BERT's embeddings, but positions count only real tokens and start after the padding index
 /// (position = padding_idx + number of non-padding tokens so far), and the position table has a padding row.
 /// </summary>
-[TargetModules("word_embeddings")]
+[TargetModules("word_embeddings", "LayerNorm")]
 public sealed partial class RobertaEmbeddings : nn.Module, IBertEmbeddings
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private readonly Embedding token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
     private readonly Embedding position_embeddings;
     private readonly long _paddingIndex;

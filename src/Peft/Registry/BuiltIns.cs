@@ -31,6 +31,7 @@ public static class BuiltIns
     public static IEnumerable<IPeftMethod> Methods() =>
     [
         new Peft.Methods.IA3.IA3Method(),
+        new Peft.Methods.LnTuning.LnTuningMethod(),
         new Peft.Methods.Lora.LoraMethod(),
         new Peft.Methods.PrefixTuning.PrefixTuningMethod(),
         new Peft.Methods.PromptTuning.PromptTuningMethod(),
