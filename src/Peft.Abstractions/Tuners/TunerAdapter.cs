@@ -51,7 +51,7 @@ public class TunerAdapter : IAdapter, IMergeable
     public string Name { get; }
 
     /// <inheritdoc />
-    public PeftConfig Config { get; }
+    public PeftConfig Config { get; protected set; }
 
     /// <inheritdoc />
     public nn.Module? OwnedModule => null;

@@ -30,6 +30,7 @@ public static class BuiltIns
     /// <summary>A fresh instance of each built-in method.</summary>
     public static IEnumerable<IPeftMethod> Methods() =>
     [
+        new Peft.Methods.AdaLora.AdaLoraMethod(),
         new Peft.Methods.IA3.IA3Method(),
         new Peft.Methods.LnTuning.LnTuningMethod(),
         new Peft.Methods.Lora.LoraMethod(),
