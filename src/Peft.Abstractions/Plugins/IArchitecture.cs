@@ -17,10 +17,12 @@ public interface IArchitecture
     IReadOnlyList<TaskType> SupportedTasks { get; }
 
     /// <summary>
-    /// The modules LoRA targets when a config names none (the reference's per-model table,
-    /// e.g. <c>c_attn</c> for GPT-2).
+    /// The modules each method targets when a config names none, by table key (a <c>peft_type</c>
+    /// such as <c>"LORA"</c>, or another table a method reads, such as <c>"IA3_FEEDFORWARD"</c>): the
+    /// reference's per-model tables, e.g. <c>["LORA"] = ["c_attn"]</c> for GPT-2. Written by the
+    /// source generator from the class's <see cref="DefaultTargetsAttribute"/>s.
     /// </summary>
-    IReadOnlyList<string> DefaultLoraTargets { get; }
+    IReadOnlyDictionary<string, IReadOnlyList<string>> DefaultTargets { get; }
 
     /// <summary>Reads this architecture's typed config from a parsed config.json.</summary>
     /// <param name="json">The whole config.json document.</param>

@@ -45,8 +45,31 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         }
     }
 
-    /// <summary>Targets used when the config names none; the architecture's declared defaults.</summary>
-    protected virtual IReadOnlyList<string> DefaultTargets(IArchitecture architecture) => architecture.DefaultLoraTargets;
+    /// <summary>
+    /// The architecture's default-target tables this method reads, the first one declared wins: its
+    /// own <c>peft_type</c> by default. A method whose reference table is a copy of LoRA's (LoHa,
+    /// LoKr, VeRA, ...) returns <c>[PeftType.Name, "LORA"]</c>, so architectures need no entry for it
+    /// unless theirs differs.
+    /// </summary>
+    protected virtual IReadOnlyList<string> DefaultTargetsTables => [PeftType.Name];
+
+    /// <summary>Targets used when the config names none: the first of <see cref="DefaultTargetsTables"/> the architecture declares, else none.</summary>
+    protected virtual IReadOnlyList<string> DefaultTargets(IArchitecture architecture)
+    {
+        foreach (var table in DefaultTargetsTables)
+        {
+            if (architecture.DefaultTargets.TryGetValue(table, out var names)) return names;
+        }
+        return [];
+    }
+
+    /// <summary>
+    /// Fills in what the config leaves to the architecture before it is validated (IA3 takes its
+    /// feed-forward modules from the architecture's <c>"IA3_FEEDFORWARD"</c> table); unchanged by default.
+    /// </summary>
+    /// <param name="config">The config as given.</param>
+    /// <param name="target">The model and its architecture.</param>
+    protected virtual TConfig PrepareConfig(TConfig config, AdapterTarget target) => config;
 
     /// <summary>Whether a layer of this shape counts as linear for <c>"all-linear"</c>.</summary>
     protected virtual bool IsLinearForAllLinear(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
@@ -69,6 +92,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         {
             throw new PeftConfigException($"{PeftType} cannot use a {config.GetType().Name}.");
         }
+        typed = PrepareConfig(typed, target);
         typed.Validate();
         var model = target.Model;
         var slots = EnumerateSlots(model).ToList();

@@ -73,7 +73,7 @@ public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings
 }
 
 /// <summary>The LayoutLM architecture plugin (<c>model_type: "layoutlm"</c>).</summary>
-[DefaultLoraTargets("query", "value")]
+[DefaultTargets("LORA", "query", "value")]
 public sealed partial class LayoutLmArchitecture : IArchitecture
 {
     /// <inheritdoc />
