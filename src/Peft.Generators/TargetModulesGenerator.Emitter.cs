@@ -125,7 +125,8 @@ public sealed partial class TargetModulesGenerator
             foreach (var table in spec.Tables)
             {
                 var names = string.Join(", ", table.Names.Select(Literal));
-                writer.WriteLine($"[{Literal(table.Method)}] = global::System.Array.AsReadOnly(new string[] {{ {names} }}),");
+                var list = table.Names.Count == 0 ? "global::System.Array.Empty<string>()" : $"global::System.Array.AsReadOnly(new string[] {{ {names} }})";
+                writer.WriteLine($"[{Literal(table.Method)}] = {list},");
             }
             writer.Unindent().WriteLine("});").Unindent();
             writer.WriteLine();
