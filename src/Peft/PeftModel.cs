@@ -112,7 +112,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             var peftType = new PeftType(type.GetString()!);
             if (!registry.HasMethod(peftType))
             {
-                throw new PeftConfigException($"{path}: peft_type '{peftType}' has no method plugin. Registered: {string.Join(", ", registry.PeftTypes.Order())}.");
+                throw new PeftConfigException($"{path}: peft_type '{peftType}' has no method plugin. {registry.DescribeMethods()}");
             }
             return registry.Method(peftType).ParseConfig(document.RootElement, path);
         }
@@ -244,9 +244,19 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// Writes adapter_config.json and adapter_model.safetensors with the reference's keys, into
     /// <paramref name="directory"/> for the default adapter and into a sub-directory named after any other.
     /// </summary>
+    /// <remarks>
+    /// The folder is replaced atomically (<see cref="AtomicDirectory"/>): a reader, or a save killed
+    /// at any moment, leaves either the old adapters or the new ones, never a mix.
+    /// </remarks>
     public void SavePretrained(string directory, IEnumerable<string>? adapterNames = null)
     {
-        foreach (var name in adapterNames ?? _adapters.Keys)
+        var names = (adapterNames ?? _adapters.Keys).ToList();
+        AtomicDirectory.Write(directory, staging => WriteAdapters(staging, names));
+    }
+
+    private void WriteAdapters(string directory, IEnumerable<string> adapterNames)
+    {
+        foreach (var name in adapterNames)
         {
             var adapter = _adapters[name];
             var target = name == DefaultAdapterName ? directory : Path.Combine(directory, name);

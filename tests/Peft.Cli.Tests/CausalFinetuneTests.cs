@@ -1,9 +1,6 @@
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Peft.Cli.Commands;
 using Peft.Cli.Data;
 using Peft.Cli.Hosting;
-using Spectre.Console.Testing;
 
 namespace Peft.Cli.Tests;
 
@@ -64,13 +61,11 @@ public sealed class CausalFinetuneTests : IDisposable
         File.WriteAllLines(data, Enumerable.Range(0, 40).Select(i =>
             JsonSerializer.Serialize(new { prompt = $"echo {letters[i % 8]}:", completion = $"{letters[i % 8]}{letters[i % 8]}" })));
         var output = Path.Combine(_directory, "out");
-        var (command, settings) = CommandLine.Parse(["finetune", "--task", "causal-lm", "--model", model, "--data", data, "--methods", "lora",
-            "--epochs", "3", "--batch-size", "8", "--learning-rate", "0.01", "--output", output]);
-        using var host = PeftCliHost.Build(command, settings, new TestConsole());
+        // No --methods: for causal-lm the default is lora,full; lora alone keeps the test short.
+        var run = await CliRun.Of("finetune", "--task", "causal-lm", "--model", model, "--data", data, "--methods", "lora",
+            "--epochs", "3", "--batch-size", "8", "--learning-rate", "0.01", "--target-modules", "all-linear", "--output", output);
 
-        var exit = await host.Services.GetRequiredKeyedService<ICliCommand>(command).RunAsync(CancellationToken.None);
-
-        Assert.Equal(0, exit);
+        Assert.Equal(0, run.ExitCode);
         Assert.True(File.Exists(Path.Combine(output, "lora-adapter", "adapter_model.safetensors")));
         var table = File.ReadAllText(Path.Combine(output, "results.md"));
         Assert.Contains("| LoRA |", table);

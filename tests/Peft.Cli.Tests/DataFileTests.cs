@@ -105,4 +105,22 @@ public sealed class DataFileTests : IDisposable
         Assert.Equal(2, first.Test.Select(t => t.Label).Distinct().Count());
         Assert.Equal(10, first.Test.Count);
     }
+
+    [Fact]
+    public void NumericJsonLabelsAreAcceptedInNumericOrder()
+    {
+        var path = Write("n.jsonl", string.Join('\n', new[] { 10, 2, 0, 2, 10, 0 }.Select(l => $"{{\"text\": \"t{l}\", \"label\": {l}}}")));
+        var (labels, rows) = DataFileReader.ReadLabelled(path, BadLinePolicy.Fail, _ => { });
+        Assert.Equal(["0", "2", "10"], labels);
+        Assert.Equal(6, rows.Count);
+    }
+
+    [Fact]
+    public void UnterminatedCsvQuoteIsAnErrorNamingItsLineEvenWhenSkipping()
+    {
+        var path = Write("q.csv", "text,label\nok,x\n\"never closed,y\nfine,x\nalso fine,y\n");
+        var error = Assert.Throws<DataFileException>(() => DataFileReader.ReadLabelled(path, BadLinePolicy.Skip, _ => { }));
+        Assert.Contains("q.csv:3", error.Message);
+        Assert.Contains("never closed", error.Message);
+    }
 }

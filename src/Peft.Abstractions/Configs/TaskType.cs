@@ -23,6 +23,14 @@ public readonly record struct TaskType(string Name)
     /// <summary>Extractive question answering.</summary>
     public static readonly TaskType QuestionAnswering = new("QUESTION_ANS");
 
+    /// <summary>
+    /// One label per image. The reference has no such task_type (its vision adapters are saved with
+    /// <c>task_type: null</c>): this value selects the head a vision architecture builds.
+    /// </summary>
+    public static readonly TaskType ImageClassification = new("IMAGE_CLASSIFICATION");
+    /// <summary>One label per pixel (as <see cref="ImageClassification"/>, not a reference task_type).</summary>
+    public static readonly TaskType SemanticSegmentation = new("SEMANTIC_SEGMENTATION");
+
     /// <inheritdoc />
     public override string ToString() => Name;
 }

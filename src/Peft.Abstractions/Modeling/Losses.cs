@@ -26,6 +26,30 @@ public static class Losses
         nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: IgnoreIndex);
 
     /// <summary>
+    /// Semantic segmentation loss as transformers' segmentation heads compute it: the logits (B,
+    /// labels, h, w) are upsampled bilinearly to the label map (B, H, W), then cross-entropy ignoring
+    /// <paramref name="ignoreIndex"/>; with one label, binary cross-entropy averaged over every pixel
+    /// with the ignored ones (and negative labels) counted as zero.
+    /// </summary>
+    public static Tensor SemanticSegmentation(Tensor logits, Tensor labels, int numLabels, long ignoreIndex)
+    {
+        using var scope = torch.NewDisposeScope();
+        var upsampled = nn.functional.interpolate(logits, size: [labels.shape[^2], labels.shape[^1]], mode: InterpolationMode.Bilinear, align_corners: false);
+        Tensor loss;
+        if (numLabels > 1)
+        {
+            loss = nn.functional.cross_entropy(upsampled, labels.to(ScalarType.Int64), ignore_index: ignoreIndex);
+        }
+        else
+        {
+            var valid = labels.ge(0).logical_and(labels.ne(ignoreIndex)).to(upsampled.dtype);
+            var perPixel = nn.functional.binary_cross_entropy_with_logits(upsampled.squeeze(1), labels.to(upsampled.dtype), reduction: nn.Reduction.None);
+            loss = (perPixel * valid).mean();
+        }
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Sequence classification loss as transformers chooses it: mean squared error for one label,
     /// cross-entropy for integer labels, binary cross-entropy with logits for float multi-labels.
     /// </summary>

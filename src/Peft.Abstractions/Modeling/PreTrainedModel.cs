@@ -48,6 +48,13 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public virtual string? BaseModelPrefix => null;
 
     /// <summary>
+    /// How this model's module names differ from Hugging Face's classic ones (transformers 4
+    /// checkpoints and adapters). Checkpoint and adapter keys in either spelling load; the default
+    /// has no renamings.
+    /// </summary>
+    public virtual ModuleRenames ClassicNames => ModuleRenames.None;
+
+    /// <summary>
     /// Pairs of (tied parameter, source parameter) names: the first shares the second's tensor,
     /// and checkpoints store only the second (e.g. lm_head.weight → transformer.wte.weight).
     /// </summary>

@@ -42,11 +42,15 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
         ActiveAdapter ??= adapterName;
     }
 
+    /// <summary>
+    /// The module forward() runs now: the active adapter's copy, or the original. A model whose head
+    /// takes other inputs than one tensor (SegFormer's decode head) calls it through this.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> Current =>
+        !Disabled && ActiveAdapter is { } name && modules_to_save.TryGetValue(name, out var copy) ? copy : original_module;
+
     /// <inheritdoc />
-    public override Tensor forward(Tensor input) =>
-        !Disabled && ActiveAdapter is { } name && modules_to_save.TryGetValue(name, out var copy)
-            ? copy.call(input)
-            : original_module.call(input);
+    public override Tensor forward(Tensor input) => Current.call(input);
 }
 
 /// <summary>Copies the layer types that modules_to_save wraps, weights included, without reflection.</summary>

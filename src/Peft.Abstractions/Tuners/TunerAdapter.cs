@@ -119,8 +119,22 @@ public class TunerAdapter : IAdapter, IMergeable
     {
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
+        foreach (var (name, b) in SavedCopyBuffers()) state[SavedKey(name)] = b;
         foreach (var (name, p) in EmbeddingBaseParameters()) state[SavedKey(name)] = p;
         return state;
+    }
+
+    /// <summary>
+    /// The persistent buffers of the modules_to_save copies (a BatchNorm's running statistics), which
+    /// the reference saves with them: the copy's whole state_dict, not only its parameters.
+    /// </summary>
+    private IEnumerable<(string Name, Tensor Buffer)> SavedCopyBuffers()
+    {
+        foreach (var (path, wrapper) in _saved)
+        {
+            if (!wrapper.Copies.TryGetValue(Name, out var copy)) continue;
+            foreach (var (name, b) in copy.named_buffers(include_nonpersistent: false)) yield return ($"{path}.modules_to_save.{Name}.{name}", b);
+        }
     }
 
     /// <summary>Module names whose targeting makes the reference save embedding weights too (its EMBEDDING_LAYER_NAMES).</summary>
@@ -165,7 +179,9 @@ public class TunerAdapter : IAdapter, IMergeable
     /// <inheritdoc />
     public virtual void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
     {
-        var expected = NamedParameters().ToList();
+        // Adapters saved under transformers 4 name modules in the classic spelling.
+        if (_model.ClassicNames.Rules.Count > 0) state = state.ToDictionary(kv => _model.ClassicNames.ToCurrent(kv.Key), kv => kv.Value);
+        var expected = NamedParameters().Select(p => (p.Name, Tensor: (Tensor)p.Parameter)).Concat(SavedCopyBuffers()).ToList();
         using var noGrad = torch.no_grad();
         foreach (var (name, p) in expected)
         {
@@ -193,7 +209,7 @@ public class TunerAdapter : IAdapter, IMergeable
             }
             p.copy_(value);
         }
-        var known = expected.Concat(embeddings).Select(e => SavedKey(e.Name)).ToHashSet();
+        var known = expected.Select(e => e.Name).Concat(embeddings.Select(e => e.Name)).Select(SavedKey).ToHashSet();
         var unknown = state.Keys.Where(k => !known.Contains(k)).ToList();
         if (unknown.Count > 0)
         {

@@ -101,8 +101,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var wrapped = new List<(string Path, IAdapterLayer Layer)>();
         foreach (var (path, owner, slotName) in slots)
         {
-            if (!targets.Matches(path) || (typed.ExcludeModules?.Matches(path) ?? false) || !InSelectedLayer(typed, path)) continue;
-            if (typed.ModulesToSave?.Any(m => NameMatches(path, m)) ?? false) continue;
+            // A module matches under its run-time name or its classic one (adapters saved under transformers 4).
+            var names = NamesOf(model, path);
+            if (!names.Any(targets.Matches) || names.Any(n => typed.ExcludeModules?.Matches(n) ?? false) || !names.Any(n => InSelectedLayer(typed, n))) continue;
+            if (typed.ModulesToSave?.Any(m => names.Any(n => NameMatches(n, m))) ?? false) continue;
             var current = owner.GetSlot(slotName);
             if (!TryAddToLayer(current, typed, adapterName, path))
             {
@@ -188,6 +190,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         return match.Success && config.LayersToTransform.Contains(int.Parse(match.Groups[1].Value));
     }
 
+    /// <summary>The module's run-time name, and its classic name where the architecture renamed it.</summary>
+    private static string[] NamesOf(PreTrainedModel model, string path) =>
+        model.ClassicNames.ToClassic(path) is var classic && classic != path ? [path, classic] : [path];
+
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
@@ -198,7 +204,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         if (config.ModulesToSave is not { Count: > 0 } names) return result;
         foreach (var (path, owner, slot) in slots)
         {
-            if (!names.Any(n => NameMatches(path, n))) continue;
+            var aliases = NamesOf(model, path);
+            if (!names.Any(n => aliases.Any(a => NameMatches(a, n)))) continue;
             var current = owner.GetSlot(slot);
             if (current is not ModulesToSaveWrapper wrapper)
             {

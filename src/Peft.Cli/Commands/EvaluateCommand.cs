@@ -15,18 +15,22 @@ public sealed partial class EvaluateCommand(IOptions<EvaluateOptions> options, P
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var modelDirectory = settings.Model ?? throw new CommandLineException("peft evaluate needs --model <directory>.");
-        var dataPath = settings.Data ?? throw new CommandLineException("peft evaluate needs --data <file.jsonl|file.csv>.");
+        var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
+        var dataPath = CommandChecks.ExistingFile(settings.Data, "--data");
+        var adapter = settings.Adapter is { Length: > 0 } given ? CommandChecks.ExistingDirectory(given, "--adapter") : null;
         var vocabulary = Path.Combine(modelDirectory, "vocab.txt");
-        if (!File.Exists(vocabulary)) throw new CommandLineException($"{modelDirectory} has no vocab.txt; evaluate tokenizes with a BERT WordPiece vocabulary.");
+        if (!File.Exists(vocabulary)) throw new CommandLineException($"--model: {modelDirectory} has no vocab.txt; evaluate tokenizes with a BERT WordPiece vocabulary.");
 
-        var knownLabels = settings.Labels?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // The classifier's label order: as given, else as saved with the adapter, else the file's labels sorted.
+        var knownLabels = settings.Labels?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            ?? (adapter is not null ? AdapterLabels.Read(adapter) : null);
         var (labels, rows) = DataFileReader.ReadLabelled(dataPath, settings.OnBadLine, warning => LogBadLine(logger, warning), knownLabels);
+        var index = labels.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i);
         var encoder = WordPieceEncoder.FromVocabulary(vocabulary, settings.MaxLength);
-        var examples = EncodedExamples.Encode(encoder, rows.Select(r => new LabeledText(r.Text, labels.ToList().IndexOf(r.Label))));
+        var examples = EncodedExamples.Encode(encoder, rows.Select(r => new LabeledText(r.Text, index[r.Label])));
 
         var model = models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, config => config with { NumLabelsValue = labels.Count });
-        TorchSharp.torch.nn.Module<Modeling.ModelInputs, Modeling.ModelOutputs> evaluated = settings.Adapter is { } adapter ? models.FromPretrained(model, adapter) : model;
+        TorchSharp.torch.nn.Module<Modeling.ModelInputs, Modeling.ModelOutputs> evaluated = adapter is not null ? models.FromPretrained(model, adapter) : model;
         long pad = encoder.PadTokenId;
         var result = Trainer.Evaluate(evaluated, examples, batch => EncodedExamples.Collate(batch, pad), settings.BatchSize);
         console.WriteLine($"{result.Examples} examples: loss {result.Loss:F4}, accuracy {result.Accuracy:P2}");

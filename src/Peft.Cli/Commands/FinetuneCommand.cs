@@ -30,7 +30,7 @@ public sealed partial class FinetuneCommand(
         torch.set_num_threads(Environment.ProcessorCount);
 
         if (settings.IsCausalLM) return Task.FromResult(RunCausalLM(settings, cancellationToken));
-        var modelDirectory = settings.Model is { Length: > 0 } given ? given : ConvertDefaultModel();
+        var modelDirectory = settings.Model is { Length: > 0 } given ? given : DefaultModel.Ensure(console);
         var vocabulary = Path.Combine(modelDirectory, "vocab.txt");
         if (!File.Exists(vocabulary))
         {
@@ -51,7 +51,7 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, () => LoadClassifier(modelDirectory, data.Labels, settings.Seed), train, test, Collate, nextToken: false, cancellationToken);
+            var result = RunMethod(method, settings, modelDirectory, data.Labels, () => LoadClassifier(modelDirectory, data.Labels, settings.Seed), train, test, Collate, nextToken: false, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
@@ -84,7 +84,7 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, () => LoadCausalLM(modelDirectory, settings.Seed), train, test, Collate, nextToken: true, cancellationToken);
+            var result = RunMethod(method, settings, modelDirectory, null, () => LoadCausalLM(modelDirectory, settings.Seed), train, test, Collate, nextToken: true, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
@@ -108,13 +108,6 @@ public sealed partial class FinetuneCommand(
         return models.LoadPretrained(modelDirectory, TaskType.CausalLM);
     }
 
-    private string ConvertDefaultModel()
-    {
-        var cache = Environment.GetEnvironmentVariable("PEFT_CACHE")
-            ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "peft-dotnet");
-        return console.Status().Start("Converting all-MiniLM-L6-v2 from ONNX to Hugging Face weights...", _ => MiniLmModel.EnsureConverted(cache));
-    }
-
     private ClassificationData LoadData(FinetuneOptions settings)
     {
         if (settings.Data is { Length: > 0 } path)
@@ -127,7 +120,7 @@ public sealed partial class FinetuneCommand(
         return ClassificationData.FromFortunes(categories, settings.Seed, 0.2, settings.MaxExamplesPerLabel);
     }
 
-    private MethodResult RunMethod<TExample>(string method, FinetuneOptions settings, Func<PreTrainedModel> load,
+    private MethodResult RunMethod<TExample>(string method, FinetuneOptions settings, string modelDirectory, IReadOnlyList<string>? labels, Func<PreTrainedModel> load,
         IReadOnlyList<TExample> train, IReadOnlyList<TExample> test, Func<IReadOnlyList<TExample>, ModelInputs> collate, bool nextToken,
         CancellationToken cancellationToken)
     {
@@ -138,7 +131,7 @@ public sealed partial class FinetuneCommand(
         switch (method)
         {
             case "lora":
-                peft = models.GetPeftModel(model, LoraFor(settings, model.Task));
+                peft = models.GetPeftModel(model, LoraFor(settings, model.Task, modelDirectory));
                 trainable = Trainables.Adapter(peft);
                 learningRate = settings.LearningRate;
                 break;
@@ -165,25 +158,10 @@ public sealed partial class FinetuneCommand(
         };
 
         var clock = Stopwatch.StartNew();
-        TrainingResult training = null!;
-        console.Progress()
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(context =>
-            {
-                var task = context.AddTask(Describe(method, 0, settings.Epochs, double.NaN, 0), maxValue: 1);
-                var progress = new InlineProgress(p =>
-                {
-                    task.MaxValue = p.TotalSteps;
-                    task.Value = p.Step;
-                    task.Description = p.Evaluation is { } evaluation
-                        ? $"{Describe(method, p.Epoch, settings.Epochs, p.Loss, p.ExamplesPerSecond)} · test acc {evaluation.Accuracy:P1}"
-                        : Describe(method, p.Epoch, settings.Epochs, p.Loss, p.ExamplesPerSecond);
-                });
-                training = trainer.Train(trainable, train, test, collate, trainingOptions,
-                    resumeFrom: method == "lora" ? settings.Resume : null, progress: progress, cancellationToken: cancellationToken);
-                task.StopTask();
-            });
+        var training = TrainingProgressView.Run(console, method, settings.Epochs, progress => trainer.Train(trainable, train, test, collate, trainingOptions,
+            resumeFrom: method == "lora" ? settings.Resume : null, progress: progress, cancellationToken: cancellationToken));
         clock.Stop();
+        CheckpointPruning.Prune(trainingOptions.OutputDirectory!, training.Evaluations, settings.SaveTotalLimit);
 
         var module = (torch.nn.Module<ModelInputs, ModelOutputs>?)peft ?? model;
         var accuracy = Trainer.Evaluate(module, test, collate, settings.BatchSize, nextToken).Accuracy;
@@ -194,6 +172,7 @@ public sealed partial class FinetuneCommand(
         {
             var adapterDirectory = Path.Combine(settings.Output, "lora-adapter");
             peft.SavePretrained(adapterDirectory);
+            if (labels is not null) AdapterLabels.Save(adapterDirectory, modelDirectory, labels);
             checkpointBytes = new FileInfo(Path.Combine(adapterDirectory, "adapter_model.safetensors")).Length;
             // The saved adapter, in a fresh model, must give the same predictions.
             var fresh = models.FromPretrained(load(), adapterDirectory);
@@ -216,23 +195,21 @@ public sealed partial class FinetuneCommand(
     }
 
     /// <summary>
-    /// LoRA as the command trains it: the given targets, else for classification every encoder
-    /// projection (query, key, value, dense), else the architecture's default targets.
+    /// LoRA as the command trains it: the given targets (names, all-linear or a regular expression,
+    /// see <see cref="TargetModuleOption"/>), else for classification every encoder projection
+    /// (query, key, value, dense), else the architecture's default targets.
     /// </summary>
-    private static LoraConfig LoraFor(FinetuneOptions settings, TaskType task)
+    private static LoraConfig LoraFor(FinetuneOptions settings, TaskType task, string modelDirectory) => new()
     {
-        IReadOnlyList<string>? names = settings.TargetModules is { Length: > 0 } given
-            ? given.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            : task == TaskType.SequenceClassification ? ["query", "key", "value", "dense"] : null;
-        return new LoraConfig
-        {
-            TaskType = task,
-            R = settings.Rank,
-            LoraAlpha = settings.Alpha,
-            LoraDropout = settings.Dropout,
-            TargetModules = names is null ? null : TargetModules.FromNames(names),
-        };
-    }
+        TaskType = task,
+        R = settings.Rank,
+        LoraAlpha = settings.Alpha,
+        LoraDropout = settings.Dropout,
+        TargetModules = TargetModuleOption.Parse(settings.TargetModules)
+            ?? (task == TaskType.SequenceClassification ? TargetModules.FromNames(["query", "key", "value", "dense"]) : null),
+        // As PEFT records the model it was trained on; predict finds the base model through it.
+        BaseModelNameOrPath = Path.GetFullPath(modelDirectory),
+    };
 
     private static (long Trainable, long All) Count(PeftModel? peft, PreTrainedModel model)
     {
@@ -246,19 +223,9 @@ public sealed partial class FinetuneCommand(
         return (trainable, all);
     }
 
-    private static string Describe(string method, int epoch, int epochs, double loss, double rate) =>
-        double.IsNaN(loss)
-            ? $"{method,-5} epoch {epoch}/{epochs}"
-            : $"{method,-5} epoch {epoch}/{epochs} · loss {loss:F4} · {rate:F0} ex/s";
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Warning}")]
     private static partial void LogBadLine(ILogger logger, string warning);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Method}: test accuracy {Accuracy:P2}, {Trainable} trainable parameters, {Seconds:F0} s")]
     private static partial void LogMethodDone(ILogger logger, string method, double accuracy, long trainable, double seconds);
-
-    private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
 }

@@ -5,24 +5,53 @@ using TorchSharp;
 
 namespace Peft.Cli.Commands;
 
-/// <summary><c>peft generate</c>: greedy generation with a causal LM and an optional adapter, from token ids.</summary>
+/// <summary><c>peft generate</c>: greedy generation with a causal or seq2seq LM and an optional adapter, from token ids.</summary>
 public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModels models, IAnsiConsole console) : ICliCommand
 {
     /// <inheritdoc />
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var modelDirectory = settings.Model ?? throw new CommandLineException("peft generate needs --model <directory>.");
-        var prompt = ParseIds(settings.Prompt ?? throw new CommandLineException("peft generate needs --prompt \"id id id\"."));
+        var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
+        var adapter = settings.Adapter is { Length: > 0 } given ? CommandChecks.ExistingDirectory(given, "--adapter") : null;
+        var prompt = ParseIds(settings.Prompt ?? throw new CommandLineException("--prompt \"id id id\" is required."));
         if (settings.MaxNewTokens <= 0) throw new CommandLineException($"--max-new-tokens must be positive, got {settings.MaxNewTokens}.");
 
-        var model = models.LoadPretrained(modelDirectory, TaskType.CausalLM);
+        var (architecture, config) = models.ReadConfig(modelDirectory);
+        var task = GenerationTask(architecture.SupportedTasks, adapter, modelDirectory);
+        var tooLarge = prompt.FirstOrDefault(id => id >= config.VocabSize, -1);
+        if (config.VocabSize > 0 && tooLarge >= 0)
+        {
+            throw new CommandLineException($"--prompt: token id {tooLarge} is past the vocabulary of {modelDirectory} ({config.VocabSize} ids, 0 to {config.VocabSize - 1}).");
+        }
+
+        var model = models.LoadPretrained(modelDirectory, task);
         var ids = torch.tensor(prompt, [1, prompt.Length]);
-        var generated = settings.Adapter is { } adapter
+        var generated = adapter is not null
             ? models.FromPretrained(model, adapter).Generate(ids, maxNewTokens: settings.MaxNewTokens)
             : Generation.Greedy(model, model.Config, ids, null, settings.MaxNewTokens);
         console.WriteLine(string.Join(' ', generated[0].data<long>().ToArray()));
         return Task.FromResult(0);
+    }
+
+    /// <summary>Seq2seq when the architecture is an encoder-decoder, causal LM when it has a head for it, else an error naming --model.</summary>
+    private TaskType GenerationTask(IReadOnlyList<TaskType> supported, string? adapter, string modelDirectory)
+    {
+        if (adapter is not null && PeftModel.ReadAdapterConfig(models.Registry, adapter).TaskType is { } adapterTask)
+        {
+            if (adapterTask != TaskType.CausalLM && adapterTask != TaskType.Seq2SeqLM)
+            {
+                throw new CommandLineException($"--adapter: {adapter} was trained for {adapterTask.Name}; generate needs a CAUSAL_LM or SEQ_2_SEQ_LM adapter.");
+            }
+            if (!supported.Contains(adapterTask))
+            {
+                throw new CommandLineException($"--model: {modelDirectory} has no {adapterTask.Name} head, which the adapter {adapter} was trained for.");
+            }
+            return adapterTask;
+        }
+        if (supported.Contains(TaskType.Seq2SeqLM)) return TaskType.Seq2SeqLM;
+        if (supported.Contains(TaskType.CausalLM)) return TaskType.CausalLM;
+        throw new CommandLineException($"--model: {modelDirectory} cannot generate (its architecture supports {string.Join(", ", supported.Select(t => t.Name))}).");
     }
 
     private static long[] ParseIds(string text)

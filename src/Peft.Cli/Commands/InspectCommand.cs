@@ -13,21 +13,26 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var adapter = settings.Adapter ?? throw new CommandLineException("peft inspect needs --adapter <directory>.");
+        var adapter = settings.Adapter ?? throw new CommandLineException("--adapter <directory> is required.");
+        if (!Directory.Exists(adapter)) throw new CommandLineException($"--adapter: directory '{adapter}' not found.");
         var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
         var weightsPath = Path.Combine(adapter, "adapter_model.safetensors");
+        if (!File.Exists(weightsPath)) throw new CommandLineException($"--adapter: {weightsPath} not found.");
         var header = SafeTensors.ReadHeader(weightsPath);
 
         console.MarkupLineInterpolated($"[bold]{config.PeftType}[/] adapter for [bold]{config.TaskType?.Name ?? "(no task_type)"}[/] in {adapter}");
-        var table = new Table().AddColumns("tensor", "dtype", "shape", "values");
+        // Plain lines, not a table: tensor names are long, and a table at 80 columns would break them.
+        var rows = header.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal)
+            .Select(t => (t.Key, t.Value.DType, Shape: "[" + string.Join(", ", t.Value.Shape) + "]", Count: t.Value.Shape.Aggregate(1L, (a, b) => a * b)))
+            .ToList();
+        var nameWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Key.Length);
+        var shapeWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Shape.Length);
         long total = 0;
-        foreach (var (name, info) in header.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        foreach (var row in rows)
         {
-            var count = info.Shape.Aggregate(1L, (a, b) => a * b);
-            total += count;
-            table.AddRow(Markup.Escape(name), info.DType, "[" + string.Join(", ", info.Shape) + "]", count.ToString("N0"));
+            total += row.Count;
+            console.WriteLine($"{row.Key.PadRight(nameWidth)}  {row.DType,-4}  {row.Shape.PadRight(shapeWidth)}  {row.Count,12:N0}");
         }
-        console.Write(table);
         console.WriteLine($"{header.Tensors.Count} tensors, {total:N0} values, {new FileInfo(weightsPath).Length:N0} bytes");
 
         using (var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json"))))
@@ -44,7 +49,7 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
 
         if (settings.Model is { } modelDirectory)
         {
-            var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("The adapter has no task_type; pass --task.");
+            var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
             var model = models.LoadPretrained(modelDirectory, task);
             var peft = models.FromPretrained(model, adapter, isTrainable: true);
             console.WriteLine(peft.TrainableParametersLine());

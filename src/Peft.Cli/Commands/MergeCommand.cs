@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Peft.Checkpoints;
 using Peft.Cli.Hosting;
+using Peft.PromptLearning;
 using TorchSharp;
 
 namespace Peft.Cli.Commands;
@@ -14,11 +15,16 @@ public sealed partial class MergeCommand(IOptions<MergeOptions> options, PeftMod
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var modelDirectory = settings.Model ?? throw new CommandLineException("peft merge needs --model <directory>.");
-        var adapter = settings.Adapter ?? throw new CommandLineException("peft merge needs --adapter <directory>.");
-        var output = settings.Output ?? throw new CommandLineException("peft merge needs --output <directory>.");
+        var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
+        var adapter = CommandChecks.ExistingDirectory(settings.Adapter, "--adapter");
+        var output = settings.Output ?? throw new CommandLineException("--output <directory> is required.");
         var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
-        var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("The adapter has no task_type; pass --task.");
+        if (config is PromptLearningConfig)
+        {
+            // Virtual tokens and prefixes are inputs, not weight updates: there is nothing to fold in.
+            throw new CommandLineException($"--adapter: {adapter} is a {config.PeftType} adapter; only adapters that change weights (LoRA, IA3) can be merged. Load it with the base model instead.");
+        }
+        var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
 
         var model = models.LoadPretrained(modelDirectory, task);
         var wasTied = model.TiedWeights.Count > 0;

@@ -43,7 +43,11 @@ public static class DataFileReader
             rows.Add((text!, label!));
         }
         if (rows.Count == 0) throw new DataFileException($"{path}: no usable examples.");
-        var labels = knownLabels ?? rows.Select(r => r.Item2).Distinct().Order(StringComparer.Ordinal).ToList();
+        var distinct = rows.Select(r => r.Item2).Distinct().ToList();
+        // Numeric labels keep their numeric order (2 before 10), so label "3" is class 3 when they are 0..n-1.
+        var labels = knownLabels ?? (distinct.All(l => long.TryParse(l, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _))
+            ? distinct.OrderBy(l => long.Parse(l, System.Globalization.CultureInfo.InvariantCulture)).ToList()
+            : distinct.Order(StringComparer.Ordinal).ToList());
         if (labels.Count < 2) throw new DataFileException($"{path}: classification needs at least two labels, found {labels.Count}.");
         return (labels, rows);
     }
@@ -71,14 +75,28 @@ public static class DataFileReader
         return pairs;
     }
 
+    /// <summary>The <c>text</c> field of every record (a label, if any, is ignored); a bad record is an error naming its line.</summary>
+    /// <exception cref="DataFileException">The file is missing, a record cannot be read, or it has no text.</exception>
+    public static IReadOnlyList<string> ReadTexts(string path)
+    {
+        var texts = new List<string>();
+        foreach (var (line, text, _, problem) in ReadPairs(path, "text", "label", requireSecond: false))
+        {
+            if (problem is not null || string.IsNullOrWhiteSpace(text)) throw new DataFileException($"{path}:{line}: {problem ?? "empty or missing 'text'"}");
+            texts.Add(text);
+        }
+        if (texts.Count == 0) throw new DataFileException($"{path}: no texts.");
+        return texts;
+    }
+
     /// <summary>The two named fields of every record, with its line number and what is wrong with it, if anything.</summary>
-    private static IEnumerable<(int Line, string? First, string? Second, string? Problem)> ReadPairs(string path, string first, string second)
+    private static IEnumerable<(int Line, string? First, string? Second, string? Problem)> ReadPairs(string path, string first, string second, bool requireSecond = true)
     {
         if (!File.Exists(path)) throw new DataFileException($"{path}: not found.");
         return Path.GetExtension(path).ToLowerInvariant() switch
         {
             ".jsonl" or ".json" => ReadJsonLines(path, first, second),
-            ".csv" => ReadCsv(path, first, second),
+            ".csv" => ReadCsv(path, first, second, requireSecond),
             var extension => throw new DataFileException($"{path}: unknown format '{extension}'; use .jsonl or .csv."),
         };
     }
@@ -99,7 +117,16 @@ public static class DataFileReader
                 else
                 {
                     text = root.TryGetProperty(first, out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-                    label = root.TryGetProperty(second, out var l) ? l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString() : null;
+                    // A numeric label (0, 1, ...) is as good as a name: it is kept as written.
+                    label = !root.TryGetProperty(second, out var l) ? null : l.ValueKind switch
+                    {
+                        JsonValueKind.String => l.GetString(),
+                        JsonValueKind.Number => l.GetRawText(),
+                        JsonValueKind.True or JsonValueKind.False => l.GetRawText(),
+                        JsonValueKind.Null => null,
+                        _ => null,
+                    };
+                    if (l.ValueKind is JsonValueKind.Object or JsonValueKind.Array) problem = $"'{second}' must be a string or a number";
                 }
             }
             catch (JsonException e)
@@ -110,7 +137,7 @@ public static class DataFileReader
         }
     }
 
-    private static IEnumerable<(int, string?, string?, string?)> ReadCsv(string path, string first, string second)
+    private static IEnumerable<(int, string?, string?, string?)> ReadCsv(string path, string first, string second, bool requireSecond)
     {
         using var reader = new StreamReader(path, Encoding.UTF8);
         int number = 0;
@@ -118,7 +145,7 @@ public static class DataFileReader
         if (header is null) throw new DataFileException($"{path}: empty file.");
         var textColumn = header.FindIndex(h => h.Trim().Equals(first, StringComparison.OrdinalIgnoreCase));
         var labelColumn = header.FindIndex(h => h.Trim().Equals(second, StringComparison.OrdinalIgnoreCase));
-        if (textColumn < 0 || labelColumn < 0) throw new DataFileException($"{path}:1: the header must name '{first}' and '{second}' columns.");
+        if (textColumn < 0 || (labelColumn < 0 && requireSecond)) throw new DataFileException($"{path}:1: the header must name '{first}' and '{second}' columns.");
         while (true)
         {
             var start = number + 1;
@@ -130,13 +157,14 @@ public static class DataFileReader
             }
             catch (FormatException e)
             {
-                record = [];
-                problem = e.Message;
+                // A quote that never closes took every following line into one field: no row after it
+                // can be trusted, so this is an error even when bad lines are skipped.
+                throw new DataFileException($"{path}:{start}: {e.Message}; every line after it was read into that field.");
             }
             if (record is null) yield break;
             if (problem is null && record.Count == 1 && record[0].Length == 0) continue;
             if (problem is null && record.Count != header.Count) problem = $"{record.Count} fields, the header has {header.Count}";
-            yield return problem is null ? (start, record[textColumn], record[labelColumn], null) : (start, null, null, problem);
+            yield return problem is null ? (start, record[textColumn], labelColumn >= 0 ? record[labelColumn] : null, null) : (start, null, null, problem);
         }
     }
 
@@ -154,7 +182,7 @@ public static class DataFileReader
             if (i == line.Length)
             {
                 if (!quoted) break;
-                var next = reader.ReadLine() ?? throw new FormatException("unterminated quoted field");
+                var next = reader.ReadLine() ?? throw new FormatException("a quoted field starts here and is never closed");
                 lineNumber++;
                 field.Append('\n');
                 line = next;

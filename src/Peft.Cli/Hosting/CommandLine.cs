@@ -1,95 +1,174 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using System.Reflection;
+
 namespace Peft.Cli.Hosting;
 
-/// <summary>A command line that cannot be used; the message says what is wrong and what is allowed.</summary>
+/// <summary>A command line or option value that cannot be used; the message names the option or file and what is allowed.</summary>
 public sealed class CommandLineException(string message) : Exception(message);
 
+/// <summary>A parsed command line: the command and its given options as configuration keys.</summary>
+/// <param name="Command">The command to run (<see cref="CommandCatalog.DefaultCommand"/> when none was given).</param>
+/// <param name="Settings">Only the options given, as keys under <c>Peft:&lt;Command&gt;</c>, so that appsettings.json and the environment fill the rest.</param>
+/// <param name="Result">System.CommandLine's result: its <see cref="ParseResult.Action"/> is set for --help and --version.</param>
+/// <param name="IsDefaultJob">True for a bare <c>peft</c>: the default job, announced before it starts.</param>
+public sealed record ParsedCommandLine(string Command, Dictionary<string, string?> Settings, ParseResult Result, bool IsDefaultJob)
+{
+    /// <summary>True when the line asks for help or the version instead of running a command.</summary>
+    public bool IsHelpOrVersion => Result.Action is not null && Result.Action != Result.CommandResult.Command.Action;
+}
+
 /// <summary>
-/// Splits <c>peft &lt;command&gt; --option value ...</c> into the command and configuration keys,
-/// so that options can come from appsettings.json (section <c>Peft:&lt;Command&gt;</c>) and be
-/// overridden on the command line.
+/// <c>peft &lt;command&gt; --option value ...</c> on System.CommandLine: each command has its own
+/// --help, the root has --version. Options are made from the options classes
+/// (<see cref="CommandCatalog"/>), their values checked against the property's type, and handed on
+/// as configuration keys so that appsettings.json and environment variables can give them too.
 /// </summary>
 public static class CommandLine
 {
-    /// <summary>The commands and the options each accepts (as <c>--kebab-case</c>).</summary>
-    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Commands = new Dictionary<string, IReadOnlyList<string>>
+    /// <summary>The root command with every subcommand and option.</summary>
+    public static RootCommand Build()
     {
-        ["finetune"] = ["model", "data", "task", "methods", "rank", "alpha", "dropout", "target-modules", "epochs", "batch-size", "learning-rate",
-                        "probe-learning-rate", "full-learning-rate", "warmup-ratio", "gradient-accumulation", "max-grad-norm", "max-length",
-                        "test-fraction", "seed", "output", "resume", "on-bad-line", "categories", "max-examples-per-label"],
-        ["evaluate"] = ["model", "adapter", "data", "batch-size", "max-length", "on-bad-line", "labels"],
-        ["generate"] = ["model", "adapter", "prompt", "max-new-tokens"],
-        ["merge"] = ["model", "adapter", "output", "task"],
-        ["inspect"] = ["adapter", "model", "task"],
-    };
-
-    /// <summary>The command (finetune when none is given) and its options as configuration keys under <c>Peft:&lt;Command&gt;</c>.</summary>
-    /// <exception cref="CommandLineException">Unknown command or option, or an option without a value.</exception>
-    public static (string Command, Dictionary<string, string?> Settings) Parse(IReadOnlyList<string> args)
-    {
-        var command = args.Count > 0 && !args[0].StartsWith('-') ? args[0] : "finetune";
-        var rest = args.Count > 0 && !args[0].StartsWith('-') ? args.Skip(1).ToList() : args.ToList();
-        if (command is "help" or "--help" or "-h") return ("help", []);
-        if (!Commands.TryGetValue(command, out var known))
+        var root = new RootCommand("peft: parameter-efficient fine-tuning for .NET (LoRA, prompt tuning, prefix tuning, IA3, ...).\n" +
+            "Bare 'peft' runs the default job (peft finetune with its defaults). Options may also come from appsettings.json " +
+            "(\"Peft\": { \"Finetune\": { \"Epochs\": 3 } }) or the environment (Peft__Finetune__Epochs=3); the command line wins.");
+        // Bare peft is the default job, not a missing command: the root has an action of its own (PeftCli runs it).
+        root.SetAction(_ => 0);
+        // --version prints this tool's version, whatever assembly started the process (a test host, say).
+        foreach (var version in root.Options.OfType<VersionOption>()) version.Action = new PrintVersion();
+        foreach (var spec in CommandCatalog.Commands)
         {
-            throw new CommandLineException($"Unknown command '{command}'. Commands: {string.Join(", ", Commands.Keys)}.");
+            var command = new Command(spec.Name, spec.Description);
+            var defaults = Activator.CreateInstance(spec.OptionsType);
+            foreach (var property in spec.Options) command.Options.Add(MakeOption(property, property.GetValue(defaults)));
+            root.Subcommands.Add(command);
         }
-        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        var section = "Peft:" + char.ToUpperInvariant(command[0]) + command[1..];
-        for (int i = 0; i < rest.Count; i++)
-        {
-            var token = rest[i];
-            if (token is "--help" or "-h") return ("help", []);
-            if (!token.StartsWith("--", StringComparison.Ordinal))
-            {
-                throw new CommandLineException($"Unexpected argument '{token}'; options take the form --name value.");
-            }
-            var name = token[2..];
-            string? value = null;
-            var equals = name.IndexOf('=');
-            if (equals >= 0)
-            {
-                value = name[(equals + 1)..];
-                name = name[..equals];
-            }
-            if (!known.Contains(name))
-            {
-                throw new CommandLineException($"Unknown option --{name} for '{command}'. Options: {string.Join(", ", known.Select(k => "--" + k))}.");
-            }
-            if (value is null)
-            {
-                if (i + 1 >= rest.Count || rest[i + 1].StartsWith("--", StringComparison.Ordinal))
-                {
-                    throw new CommandLineException($"Option --{name} needs a value.");
-                }
-                value = rest[++i];
-            }
-            settings[$"{section}:{ToPascal(name)}"] = value;
-        }
-        return (command, settings);
+        return root;
     }
 
-    /// <summary>The usage text.</summary>
-    public static string Usage() =>
-        """
-        peft — parameter-efficient fine-tuning for .NET
+    /// <summary>Parses <paramref name="args"/>.</summary>
+    /// <exception cref="CommandLineException">An unknown command or option, a missing or unusable value; one line naming it.</exception>
+    public static ParsedCommandLine Parse(IReadOnlyList<string> args)
+    {
+        var root = Build();
+        var result = root.Parse(args);
+        var command = result.CommandResult.Command;
+        if (result.Errors.Count > 0)
+        {
+            var where = command is RootCommand ? "peft" : $"peft {command.Name}";
+            var hint = command is RootCommand
+                ? $"Commands: {string.Join(", ", CommandCatalog.Commands.Select(c => c.Name))}."
+                : $"Options: {string.Join(", ", command.Options.Where(o => o.Name.StartsWith("--", StringComparison.Ordinal) && o.Name != "--help").Select(o => o.Name))}.";
+            throw new CommandLineException($"{where}: {string.Join(" ", result.Errors.Select(e => e.Message).Distinct())} {hint}");
+        }
+        if (command is RootCommand)
+        {
+            return new ParsedCommandLine(CommandCatalog.DefaultCommand, new(StringComparer.OrdinalIgnoreCase), result, IsDefaultJob: args.Count == 0);
+        }
+        var spec = CommandCatalog.Get(command.Name);
+        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var property in spec.Options)
+        {
+            var option = command.Options.Single(o => o.Name == CommandCatalog.OptionName(property));
+            if (result.GetResult(option) is not { Implicit: false } given) continue;
+            var key = $"{spec.Section}:{property.Name}";
+            if (property.PropertyType == typeof(string[]))
+            {
+                var values = given.Tokens.Select(t => t.Value).ToArray();
+                for (int i = 0; i < values.Length; i++) settings[$"{key}:{i}"] = values[i];
+            }
+            else
+            {
+                settings[key] = given.Tokens.Count > 0 ? given.Tokens[^1].Value : null;
+            }
+        }
+        return new ParsedCommandLine(spec.Name, settings, result, IsDefaultJob: false);
+    }
 
-        usage: peft [command] [--option value ...]
+    /// <summary>The informational version of Peft.Cli ("0.1.0+commit").</summary>
+    public static string Version =>
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(CommandLine).Assembly.GetName().Version?.ToString() ?? "unknown";
 
-          finetune   train LoRA (and, for comparison, a linear probe and full fine-tuning) on a text
-                     classification set; with no options: all-MiniLM-L6-v2 on Debian's fortunes
-          evaluate   accuracy of a model (plus adapter) on a --data file
-          generate   greedy generation with a causal LM (plus adapter) from --prompt token ids
-          merge      fold an adapter into the base weights and write a full model directory
-          inspect    an adapter's config, tensor keys, sizes and trainable-parameter line
+    private sealed class PrintVersion : System.CommandLine.Invocation.SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            parseResult.InvocationConfiguration.Output.WriteLine(Version);
+            return 0;
+        }
+    }
 
-        Options may also come from appsettings.json under "Peft": { "<Command>": { ... } }.
-        Run 'peft <command> --help' to list a command's options.
-        """;
+    /// <summary>One option for <paramref name="property"/>, with its type's check and its default in the help.</summary>
+    private static Option MakeOption(PropertyInfo property, object? defaultValue)
+    {
+        var name = CommandCatalog.OptionName(property);
+        var description = property.GetCustomAttribute<DescriptionAttribute>()!.Description;
+        if (defaultValue is not null and not string { Length: 0 } && property.PropertyType != typeof(string[]))
+        {
+            description += $" [default: {Show(defaultValue)}]";
+        }
+        if (property.PropertyType == typeof(string[]))
+        {
+            return new Option<string[]>(name) { Description = description, HelpName = "text", Arity = ArgumentArity.OneOrMore };
+        }
+        var (helpName, check) = Checker(property, name);
+        return new Option<string>(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            CustomParser = argument =>
+            {
+                var value = argument.Tokens.Count > 0 ? argument.Tokens[^1].Value : "";
+                if (check(value) is { } problem) argument.AddError($"{name}: {problem}.");
+                return value;
+            },
+        };
+    }
 
-    /// <summary>The options of one command, for its help.</summary>
-    public static string Usage(string command) =>
-        $"peft {command} " + string.Join(" ", Commands[command].Select(o => $"[--{o} value]"));
+    /// <summary>The help's value name and the check of a value for the property's type (null: fine).</summary>
+    private static (string HelpName, Func<string, string?> Check) Checker(PropertyInfo property, string name)
+    {
+        var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        var invariant = CultureInfo.InvariantCulture;
+        if (type == typeof(int))
+        {
+            return ("int", v => int.TryParse(v, NumberStyles.AllowLeadingSign, invariant, out _) ? null : $"'{v}' is not a whole number");
+        }
+        if (type == typeof(long))
+        {
+            return ("int", v => long.TryParse(v, NumberStyles.AllowLeadingSign, invariant, out _) ? null : $"'{v}' is not a whole number");
+        }
+        if (type == typeof(double))
+        {
+            return ("number", v => double.TryParse(v, NumberStyles.Float, invariant, out var d) && double.IsFinite(d) ? null : $"'{v}' is not a number");
+        }
+        if (type == typeof(bool))
+        {
+            return ("true|false", v => bool.TryParse(v, out _) ? null : $"'{v}' is not true or false");
+        }
+        if (type.IsEnum)
+        {
+            var names = Enum.GetNames(type).Select(n => n.ToLowerInvariant()).ToArray();
+            return (string.Join('|', names), v => names.Contains(v.ToLowerInvariant()) ? null : $"'{v}' is not one of {string.Join(", ", names)}");
+        }
+        if (property.GetCustomAttribute<AllowedValuesAttribute>() is { } allowed)
+        {
+            var values = allowed.Values.Select(v => v?.ToString() ?? "").ToArray();
+            return (string.Join('|', values), v => values.Contains(v) ? null : $"'{v}' is not one of {string.Join(", ", values)}");
+        }
+        var helpName = name is "--model" or "--adapter" or "--output" or "--resume" ? "dir" : name == "--data" ? "file" : "value";
+        return (helpName, _ => null);
+    }
 
-    private static string ToPascal(string kebab) =>
-        string.Concat(kebab.Split('-').Select(part => char.ToUpperInvariant(part[0]) + part[1..]));
+    private static string Show(object value) => value switch
+    {
+        Enum e => e.ToString().ToLowerInvariant(),
+        double d => d.ToString("G", CultureInfo.InvariantCulture),
+        bool b => b ? "true" : "false",
+        _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
+    };
 }

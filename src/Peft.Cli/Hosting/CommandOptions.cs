@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Peft.Cli.Data;
 
 namespace Peft.Cli.Hosting;
@@ -6,40 +7,75 @@ namespace Peft.Cli.Hosting;
 public sealed class EvaluateOptions
 {
     /// <summary>A Hugging Face model directory (the base model).</summary>
+    [Description("The base model directory (a sequence classifier with vocab.txt).")]
     public string? Model { get; set; }
 
     /// <summary>An adapter directory to apply; none evaluates the model alone.</summary>
+    [Description("An adapter directory to apply (none: the model alone).")]
     public string? Adapter { get; set; }
 
     /// <summary>A JSONL or CSV file of text + label.</summary>
+    [Description("A JSONL or CSV file with text and label.")]
     public string? Data { get; set; }
 
-    /// <summary>Comma-separated label names in the classifier's order (default: sorted labels of the file).</summary>
+    /// <summary>Comma-separated label names in the classifier's order.</summary>
+    [Description("Comma-separated label names in the classifier's order [default: the adapter's saved id2label, else the file's labels sorted]")]
     public string? Labels { get; set; }
 
     /// <summary>Examples per batch.</summary>
+    [Description("Examples per batch.")]
     public int BatchSize { get; set; } = 32;
 
     /// <summary>Tokens per example after truncation.</summary>
+    [Description("Tokens per example after truncation.")]
     public int MaxLength { get; set; } = 64;
 
     /// <summary>What to do with unreadable lines.</summary>
+    [Description("What to do with an unreadable data line.")]
     public BadLinePolicy OnBadLine { get; set; } = BadLinePolicy.Fail;
+}
+
+/// <summary>Options of <c>peft predict</c> (section <c>Peft:Predict</c>).</summary>
+public sealed class PredictOptions
+{
+    /// <summary>The base model directory.</summary>
+    [Description("The base model directory [default: the adapter's base_model_name_or_path when it is a directory here]")]
+    public string? Model { get; set; }
+
+    /// <summary>A trained classifier adapter.</summary>
+    [Description("A sequence-classification adapter directory (its label names come from its config.json id2label).")]
+    public string? Adapter { get; set; }
+
+    /// <summary>Texts to classify.</summary>
+    [Description("A text to classify; repeat the option for several.")]
+    public string[]? Text { get; set; }
+
+    /// <summary>A file of texts: one per line (.txt) or the text field of JSONL/CSV.</summary>
+    [Description("A file of texts: one per line (.txt), or the text field of a .jsonl/.csv file.")]
+    public string? Data { get; set; }
+
+    /// <summary>Tokens per text after truncation.</summary>
+    [Description("Tokens per text after truncation.")]
+    public int MaxLength { get; set; } = 64;
 }
 
 /// <summary>Options of <c>peft generate</c> (section <c>Peft:Generate</c>).</summary>
 public sealed class GenerateOptions
 {
-    /// <summary>A causal-LM model directory.</summary>
+    /// <summary>A causal-LM or seq2seq model directory.</summary>
+    [Description("A causal-LM or seq2seq model directory.")]
     public string? Model { get; set; }
 
     /// <summary>An adapter directory to apply.</summary>
+    [Description("An adapter directory to apply.")]
     public string? Adapter { get; set; }
 
     /// <summary>The prompt as comma- or space-separated token ids.</summary>
+    [Description("The prompt as token ids, separated by spaces or commas.")]
     public string? Prompt { get; set; }
 
     /// <summary>Tokens to generate.</summary>
+    [Description("Tokens to generate.")]
     public int MaxNewTokens { get; set; } = 20;
 }
 
@@ -47,15 +83,19 @@ public sealed class GenerateOptions
 public sealed class MergeOptions
 {
     /// <summary>The base model directory.</summary>
+    [Description("The base model directory.")]
     public string? Model { get; set; }
 
     /// <summary>The adapter directory.</summary>
+    [Description("The adapter directory (LoRA or IA3: methods whose update folds into the weights).")]
     public string? Adapter { get; set; }
 
     /// <summary>Where the merged model directory goes.</summary>
+    [Description("Where the merged model directory goes.")]
     public string? Output { get; set; }
 
-    /// <summary>The task the adapter was trained for (default: its adapter_config.json task_type).</summary>
+    /// <summary>The task the adapter was trained for.</summary>
+    [Description("The task the adapter was trained for (CAUSAL_LM, SEQ_CLS, ...) [default: the adapter's task_type]")]
     public string? Task { get; set; }
 }
 
@@ -63,11 +103,14 @@ public sealed class MergeOptions
 public sealed class InspectOptions
 {
     /// <summary>The adapter directory.</summary>
+    [Description("The adapter directory.")]
     public string? Adapter { get; set; }
 
     /// <summary>A base model directory: with it, the trainable-parameter line is computed.</summary>
+    [Description("A base model directory: with it, the trainable-parameter line is printed too.")]
     public string? Model { get; set; }
 
     /// <summary>The task (default: the adapter's task_type).</summary>
+    [Description("The task (CAUSAL_LM, SEQ_CLS, ...) [default: the adapter's task_type]")]
     public string? Task { get; set; }
 }

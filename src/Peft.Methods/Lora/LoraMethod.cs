@@ -6,7 +6,7 @@ namespace Peft.Methods.Lora;
 
 /// <summary>
 /// Low-rank adaptation (Hu et al., 2021): the worked example of a <see cref="TunerMethod{TConfig}"/>.
-/// Linear and Conv1D layers get a <see cref="LoraLayer"/>, embeddings a <see cref="LoraEmbedding"/>.
+/// Linear and Conv1D layers get a <see cref="LoraLayer"/>, Conv2d layers a <see cref="LoraConv2d"/>, embeddings a <see cref="LoraEmbedding"/>.
 /// </summary>
 public sealed class LoraMethod : TunerMethod<LoraConfig>
 {
@@ -26,8 +26,12 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
                 var layer = new LoraLayer(baseLayer, config.FanInFanOut);
                 Add(layer, config, adapterName, path);
                 return layer;
-            case SlotKind.Embedding when config.UseDora:
-                throw new PeftConfigException($"`use_dora` is not supported on the embedding '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
+            case SlotKind.Conv2d or SlotKind.Embedding when config.UseDora:
+                throw new PeftConfigException($"`use_dora` is not supported on the {shape.Kind} layer '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
+            case SlotKind.Conv2d:
+                var conv = new LoraConv2d(baseLayer);
+                conv.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, path);
+                return conv;
             case SlotKind.Embedding:
                 var embedding = new LoraEmbedding(baseLayer);
                 Add(embedding, config, adapterName, path);
@@ -45,10 +49,13 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
             case LoraLayer layer:
                 Add(layer, config, adapterName, path);
                 return true;
-            case LoraEmbedding when config.UseDora:
-                throw new PeftConfigException($"`use_dora` is not supported on the embedding '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
+            case LoraEmbedding or LoraConv2d when config.UseDora:
+                throw new PeftConfigException($"`use_dora` is not supported on the {LayerShape.Of(existing).Kind} layer '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
             case LoraEmbedding embedding:
                 Add(embedding, config, adapterName, path);
+                return true;
+            case LoraConv2d conv:
+                conv.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, path);
                 return true;
             default:
                 return false;

@@ -136,6 +136,7 @@ public static class SafeTensors
         {
             throw new CheckpointException(path, null, Directory.Exists(path) ? "is a directory, not a safetensors file." : "file not found.");
         }
+        FileKind.EnsureRegularFile(path);
         try
         {
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
@@ -255,16 +256,38 @@ public static class SafeTensors
                 }
             }
 
-            var ordered = tensors.Values.Where(t => t.End > t.Begin).OrderBy(t => t.Begin).ToList();
-            for (var i = 1; i < ordered.Count; i++)
-            {
-                if (ordered[i].Begin < ordered[i - 1].End)
-                {
-                    throw new CheckpointException(path, ordered[i].Name,
-                        $"data_offsets [{ordered[i].Begin}, {ordered[i].End}] overlap tensor '{ordered[i - 1].Name}' [{ordered[i - 1].Begin}, {ordered[i - 1].End}].");
-                }
-            }
+            CheckContiguous(path, tensors.Values, dataLength);
             return new SafeTensorsHeader(tensors, metadata, dataOffset);
+        }
+    }
+
+    /// <summary>
+    /// The data area must be the tensors back to back from byte 0 to the end of the file, as the
+    /// reference's validation demands: no overlap, no gap, no trailing bytes.
+    /// </summary>
+    private static void CheckContiguous(string path, IEnumerable<SafeTensorInfo> tensors, long dataLength)
+    {
+        long expected = 0;
+        SafeTensorInfo? previous = null;
+        foreach (var tensor in tensors.OrderBy(t => t.Begin).ThenBy(t => t.End))
+        {
+            if (tensor.Begin < expected && previous is not null)
+            {
+                throw new CheckpointException(path, tensor.Name,
+                    $"data_offsets [{tensor.Begin}, {tensor.End}] overlap tensor '{previous.Name}' [{previous.Begin}, {previous.End}].");
+            }
+            if (tensor.Begin > expected)
+            {
+                throw new CheckpointException(path, tensor.Name,
+                    $"data_offsets [{tensor.Begin}, {tensor.End}] leave a gap of {tensor.Begin - expected} bytes after byte {expected} of the data area; safetensors tensors are stored back to back.");
+            }
+            expected = tensor.End;
+            previous = tensor;
+        }
+        if (expected != dataLength)
+        {
+            throw new CheckpointException(path, null,
+                $"{dataLength - expected} bytes follow the last tensor (the data area is {dataLength} bytes, the tensors end at {expected}); safetensors files have no trailing bytes.");
         }
     }
 

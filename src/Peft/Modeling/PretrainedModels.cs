@@ -48,7 +48,7 @@ public sealed class PeftModels(PeftRegistry registry)
             if (!registry.HasArchitecture(modelType.GetString()!))
             {
                 throw new ModelConfigException(
-                    $"{path}: model_type '{modelType.GetString()}' has no architecture plugin. Registered: {string.Join(", ", registry.ModelTypes.Order())}.");
+                    $"{path}: model_type '{modelType.GetString()}' has no architecture plugin. {registry.DescribeArchitectures()}");
             }
             var architecture = registry.Architecture(modelType.GetString()!);
             return (architecture, architecture.ParseConfig(root, path));
@@ -84,6 +84,8 @@ public sealed class PeftModels(PeftRegistry registry)
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>
     public static void LoadWeights(PreTrainedModel model, IReadOnlyDictionary<string, Tensor> weights, string source)
     {
+        // Checkpoints in the classic spelling (transformers 4) load into run-time names.
+        if (model.ClassicNames.Rules.Count > 0) weights = weights.ToDictionary(kv => model.ClassicNames.ToCurrent(kv.Key), kv => kv.Value);
         var prefix = model.BaseModelPrefix is { } p && !weights.Keys.Any(k => k.StartsWith(p + ".", StringComparison.Ordinal)) ? p + "." : "";
         var heads = model.HeadModuleNames;
         using var noGrad = torch.no_grad();

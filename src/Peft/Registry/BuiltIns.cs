@@ -23,8 +23,11 @@ public static class BuiltIns
         new Peft.Backbones.Llama.LlamaArchitecture(),
         new Peft.Backbones.Opt.OptArchitecture(),
         new Peft.Backbones.Roberta.RobertaArchitecture(),
+        new Peft.Backbones.Segformer.SegformerArchitecture(),
+        new Peft.Backbones.Swin.SwinArchitecture(),
         new Peft.Backbones.T5.MT5Architecture(),
         new Peft.Backbones.T5.T5Architecture(),
+        new Peft.Backbones.Vit.ViTArchitecture(),
     ];
 
     /// <summary>A fresh instance of each built-in method.</summary>

@@ -51,7 +51,7 @@ public sealed class PeftRegistry
         _architectures.TryGetValue(modelType, out var architecture)
             ? architecture
             : throw new KeyNotFoundException(
-                $"No architecture plugin for model_type '{modelType}'. Registered: {string.Join(", ", _architectures.Keys.Order())}.");
+                $"No architecture plugin for model_type '{modelType}'. {DescribeArchitectures()}");
 
     /// <summary>The method for <paramref name="peftType"/>.</summary>
     /// <exception cref="KeyNotFoundException">No plugin owns it; the message lists those that exist.</exception>
@@ -59,7 +59,19 @@ public sealed class PeftRegistry
         _methods.TryGetValue(peftType.Name, out var method)
             ? method
             : throw new KeyNotFoundException(
-                $"No method plugin for peft_type '{peftType}'. Registered: {string.Join(", ", _methods.Keys.Order())}.");
+                $"No method plugin for peft_type '{peftType}'. {DescribeMethods()}");
+
+    /// <summary>"Registered: a, b." or, for none, how to register the built-in ones (an empty registry is a set-up mistake).</summary>
+    public string DescribeArchitectures() =>
+        _architectures.Count == 0
+            ? "No architecture is registered: call AddBuiltInBackbones() in AddPeft(...) (or AddBackbone<T>() for your own)."
+            : $"Registered: {string.Join(", ", _architectures.Keys.Order())}.";
+
+    /// <summary>"Registered: a, b." or, for none, how to register the built-in ones.</summary>
+    public string DescribeMethods() =>
+        _methods.Count == 0
+            ? "No method is registered: call AddBuiltInMethods() in AddPeft(...) (or AddMethod<T>() for your own)."
+            : $"Registered: {string.Join(", ", _methods.Keys.Order())}.";
 
     /// <summary>Whether a plugin owns <paramref name="modelType"/>.</summary>
     public bool HasArchitecture(string modelType) => _architectures.ContainsKey(modelType);

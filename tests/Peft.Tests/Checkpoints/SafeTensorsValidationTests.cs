@@ -229,3 +229,67 @@ public class SafeTensorsValidationTests
         Assert.Empty(Directory.GetFiles(scratch.Path));
     }
 }
+
+/// <summary>What the reference's own validation refuses beyond overlaps: gaps, trailing bytes, files that are not regular.</summary>
+public class SafeTensorsStrictLayoutTests
+{
+    [Fact]
+    public void AGapBetweenTensorsIsRefused()
+    {
+        using var scratch = new ScratchDirectory();
+        var path = scratch.WriteRaw("gap.safetensors",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}", new byte[16]);
+        var error = Assert.Throws<CheckpointException>(() => SafeTensors.ReadHeader(path));
+        Assert.Equal("b", error.TensorName);
+        Assert.Contains("gap of 4 bytes", error.Message);
+    }
+
+    [Fact]
+    public void ADataAreaThatDoesNotStartAtZeroIsRefused()
+    {
+        using var scratch = new ScratchDirectory();
+        var path = scratch.WriteRaw("offset.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", new byte[8]);
+        Assert.Contains("gap of 4 bytes after byte 0", Assert.Throws<CheckpointException>(() => SafeTensors.Load(path)).Message);
+    }
+
+    [Fact]
+    public void TrailingBytesAreRefused()
+    {
+        using var scratch = new ScratchDirectory();
+        var path = scratch.WriteRaw("trailing.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[9]);
+        var error = Assert.Throws<CheckpointException>(() => SafeTensors.ReadHeader(path));
+        Assert.Null(error.TensorName);
+        Assert.Contains("1 bytes follow the last tensor", error.Message);
+    }
+
+    [Fact]
+    public void EmptyTensorsMayShareAnOffset()
+    {
+        using var scratch = new ScratchDirectory();
+        var path = scratch.WriteRaw("empty.safetensors",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"c\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", new byte[4]);
+        Assert.Equal(3, SafeTensors.ReadHeader(path).Tensors.Count);
+    }
+
+    [Fact]
+    public async Task AFifoIsRefusedWithoutBlocking()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var scratch = new ScratchDirectory();
+        var path = scratch.File("model.safetensors");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", path)) mkfifo.WaitForExit();
+        Assert.True(File.Exists(path));
+
+        var read = Task.Run(() => Assert.Throws<CheckpointException>(() => SafeTensors.ReadHeader(path)));
+        var error = await read.WaitAsync(TimeSpan.FromSeconds(20));   // a TimeoutException means it blocked
+        Assert.Contains("not a regular file", error.Message);
+        Assert.Contains(path, error.Message);
+    }
+
+    [Fact]
+    public void ACharacterDeviceIsRefused()
+    {
+        if (!File.Exists("/dev/zero")) return;
+        Assert.Contains("not a regular file", Assert.Throws<CheckpointException>(() => SafeTensors.ReadHeader("/dev/zero")).Message);
+    }
+}

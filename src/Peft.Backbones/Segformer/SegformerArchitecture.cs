@@ -1,0 +1,66 @@
+using System.Text.Json;
+using Peft.Modeling;
+using Peft.Plugins;
+
+namespace Peft.Backbones.Segformer;
+
+/// <summary>The SegFormer architecture plugin (<c>model_type: "segformer"</c>).</summary>
+/// <remarks>The reference declares no default LoRA targets for SegFormer: target_modules must be given, as there.</remarks>
+public sealed class SegformerArchitecture : IArchitecture
+{
+    /// <summary>transformers 4's names against the run-time names the module tree uses (transformers 5).</summary>
+    public static ModuleRenames ClassicNames { get; } = new(
+        ("encoder.patch_embeddings.*", "stages.*.patch_embeddings"),
+        ("encoder.block.*.*", "stages.*.blocks.*"),
+        ("encoder.layer_norm.*", "stages.*.layer_norm"),
+        ("attention.self.query", "attention.q_proj"),
+        ("attention.self.key", "attention.k_proj"),
+        ("attention.self.value", "attention.v_proj"),
+        ("attention.self.sr", "attention.sequence_reduction.sequence_reduction"),
+        ("attention.self.layer_norm", "attention.sequence_reduction.layer_norm"),
+        ("attention.output.dense", "attention.o_proj"),
+        ("layer_norm_1", "layernorm_before"),
+        ("layer_norm_2", "layernorm_after"),
+        ("mlp.dense1", "mlp.fc1"),
+        ("mlp.dense2", "mlp.fc2"),
+        ("decode_head.linear_c", "decode_head.linear_projections"));
+
+    /// <inheritdoc />
+    public string ModelType => "segformer";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SemanticSegmentation, TaskType.ImageClassification];
+
+    /// <inheritdoc />
+    public ModelConfig ParseConfig(JsonElement json, string source)
+    {
+        var config = ModelConfigs.Parse<SegformerConfig>(json, source);
+        var stages = config.NumEncoderBlocks;
+        foreach (var (key, count) in new[]
+        {
+            ("depths", config.Depths.Count), ("sr_ratios", config.SrRatios.Count), ("hidden_sizes", config.HiddenSizes.Count),
+            ("patch_sizes", config.PatchSizes.Count), ("strides", config.Strides.Count), ("num_attention_heads", config.NumAttentionHeads.Count),
+            ("mlp_ratios", config.MlpRatios.Count),
+        })
+        {
+            if (count < stages) throw new ModelConfigException($"{source} at key '{key}': {count} entries for num_encoder_blocks = {stages} stages.");
+        }
+        for (int i = 0; i < stages; i++)
+        {
+            if (config.HiddenSizes[i] % config.NumAttentionHeads[i] != 0)
+            {
+                throw new ModelConfigException($"{source}: stage {i}'s hidden size {config.HiddenSizes[i]} is not a multiple of its {config.NumAttentionHeads[i]} attention heads.");
+            }
+        }
+        return config;
+    }
+
+    /// <inheritdoc />
+    public PreTrainedModel Build(ModelConfig config, TaskType task)
+    {
+        var segformer = (SegformerConfig)config;
+        if (task == TaskType.SemanticSegmentation) return new SegformerForSemanticSegmentation(segformer);
+        if (task == TaskType.ImageClassification) return new SegformerForImageClassification(segformer);
+        throw new NotSupportedException($"SegFormer has no head for {task}; supported: {string.Join(", ", SupportedTasks)}.");
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text.Json.Serialization;
+using Peft.Modeling;
+
+namespace Peft.Backbones.Swin;
+
+/// <summary>Swin Transformer's config.json (transformers' <c>SwinConfig</c>); the lists hold one entry per stage.</summary>
+public sealed record SwinConfig : ModelConfig
+{
+    /// <summary>Side of the (square) images the model was made for.</summary>
+    [JsonPropertyName("image_size")]
+    public int ImageSize { get; init; } = 224;
+
+    /// <summary>Side of a (square) patch.</summary>
+    [JsonPropertyName("patch_size")]
+    public int PatchSize { get; init; } = 4;
+
+    /// <summary>Image channels.</summary>
+    [JsonPropertyName("num_channels")]
+    public int NumChannels { get; init; } = 3;
+
+    /// <summary>Channels of the first stage; each later stage doubles them.</summary>
+    [JsonPropertyName("embed_dim")]
+    public int EmbedDim { get; init; } = 96;
+
+    /// <summary>Blocks per stage.</summary>
+    [JsonPropertyName("depths")]
+    public IReadOnlyList<int> Depths { get; init; } = [2, 2, 6, 2];
+
+    /// <summary>Attention heads per stage.</summary>
+    [JsonPropertyName("num_heads")]
+    public IReadOnlyList<int> NumHeads { get; init; } = [3, 6, 12, 24];
+
+    /// <summary>Side of an attention window, in patches.</summary>
+    [JsonPropertyName("window_size")]
+    public int WindowSize { get; init; } = 7;
+
+    /// <summary>MLP expansion.</summary>
+    [JsonPropertyName("mlp_ratio")]
+    public double MlpRatio { get; init; } = 4;
+
+    /// <summary>Whether the query, key and value projections have biases.</summary>
+    [JsonPropertyName("qkv_bias")]
+    public bool QkvBias { get; init; } = true;
+
+    /// <summary>Dropout on hidden states.</summary>
+    [JsonPropertyName("hidden_dropout_prob")]
+    public double HiddenDropoutProb { get; init; }
+
+    /// <summary>Dropout on attention probabilities.</summary>
+    [JsonPropertyName("attention_probs_dropout_prob")]
+    public double AttentionProbsDropoutProb { get; init; }
+
+    /// <summary>Stochastic depth, rising linearly over all blocks up to this rate.</summary>
+    [JsonPropertyName("drop_path_rate")]
+    public double DropPathRate { get; init; } = 0.1;
+
+    /// <summary>MLP activation.</summary>
+    [JsonPropertyName("hidden_act")]
+    public string HiddenAct { get; init; } = "gelu";
+
+    /// <summary>Whether learned absolute position embeddings are added to the patches.</summary>
+    [JsonPropertyName("use_absolute_embeddings")]
+    public bool UseAbsoluteEmbeddings { get; init; }
+
+    /// <summary>Epsilon of the blocks' and the final LayerNorms.</summary>
+    [JsonPropertyName("layer_norm_eps")]
+    public double LayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>Channels of stage <paramref name="stage"/>.</summary>
+    public int StageDim(int stage) => EmbedDim << stage;
+
+    /// <summary>Channels of the last stage (what the classifier sees).</summary>
+    [JsonIgnore]
+    public int NumFeatures => StageDim(Depths.Count - 1);
+}

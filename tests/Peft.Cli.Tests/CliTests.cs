@@ -1,0 +1,123 @@
+namespace Peft.Cli.Tests;
+
+/// <summary>The <c>peft</c> command end to end (parsing, host, command, exit code) on the reference fixtures.</summary>
+[Collection("cli")]
+public sealed class CliTests
+{
+    private static string Gpt2 => TestFiles.Fixture("models", "gpt2-clm");
+
+    [Fact]
+    public async Task EachCommandHasItsOwnHelp()
+    {
+        var merge = await CliRun.Of("merge", "--help");
+        Assert.Equal(0, merge.ExitCode);
+        Assert.Contains("--output", merge.Output);
+        Assert.DoesNotContain("--epochs", merge.Output);
+
+        var finetune = await CliRun.Of("finetune", "--help");
+        Assert.Contains("--epochs", finetune.Output);
+        Assert.Contains("[default: 3]", finetune.Output);
+        Assert.Contains("fail|skip", finetune.Output);
+
+        var root = await CliRun.Of("--help");
+        foreach (var command in new[] { "finetune", "evaluate", "predict", "generate", "merge", "inspect" }) Assert.Contains(command, root.Output);
+    }
+
+    [Fact]
+    public async Task VersionIsPrinted()
+    {
+        var run = await CliRun.Of("--version");
+        Assert.Equal(0, run.ExitCode);
+        Assert.StartsWith("0.1.0", run.Output.Trim());
+    }
+
+    [Theory]
+    [InlineData("--epochs", "abc", "--epochs")]
+    [InlineData("--on-bad-line", "ignore", "--on-bad-line")]
+    [InlineData("--model", "/no/such/model", "--model")]
+    [InlineData("--data", "/no/such/data.jsonl", "--data")]
+    public async Task BadFinetuneValuesAreOneLineAndExitCode2(string option, string value, string named)
+    {
+        var run = await CliRun.Of("finetune", option, value);
+        Assert.Contains(named, run.AssertUserError());
+    }
+
+    [Fact]
+    public async Task InspectShowsARealAdaptersShapes()
+    {
+        var adapter = TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter");
+        var run = await CliRun.Of("inspect", "--adapter", adapter, "--model", Gpt2);
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("LORA", run.Console);
+        Assert.Contains("lora_A.weight", run.Console);
+        Assert.Matches(@"\[\d+, \d+\]", run.Console);
+        Assert.Contains("trainable params", run.Console);
+    }
+
+    [Fact]
+    public async Task InspectOfAMissingAdapterNamesIt()
+    {
+        var run = await CliRun.Of("inspect", "--adapter", "/no/such/adapter");
+        Assert.Contains("--adapter", run.AssertUserError());
+    }
+
+    [Fact]
+    public async Task MergeOfAPromptTuningAdapterIsRefused()
+    {
+        var scratch = Directory.CreateTempSubdirectory("peft-merge-");
+        try
+        {
+            var run = await CliRun.Of("merge", "--model", Gpt2, "--adapter", TestFiles.Fixture("cases", "gpt2-clm-prompt", "adapter"), "--output", scratch.FullName);
+            Assert.Contains("PROMPT_TUNING", run.AssertUserError());
+        }
+        finally
+        {
+            scratch.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task MergeWritesAModelThatGenerates()
+    {
+        var scratch = Directory.CreateTempSubdirectory("peft-merge-");
+        try
+        {
+            var merged = Path.Combine(scratch.FullName, "merged");
+            var adapter = TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter");
+            Assert.Equal(0, (await CliRun.Of("merge", "--model", Gpt2, "--adapter", adapter, "--output", merged)).ExitCode);
+            var fromMerged = await CliRun.Of("generate", "--model", merged, "--prompt", "1 2 3", "--max-new-tokens", "5");
+            var withAdapter = await CliRun.Of("generate", "--model", Gpt2, "--adapter", adapter, "--prompt", "1 2 3", "--max-new-tokens", "5");
+            Assert.Equal(0, fromMerged.ExitCode);
+            Assert.Equal(withAdapter.Console, fromMerged.Console);
+            Assert.StartsWith("1 2 3 ", fromMerged.Console);
+        }
+        finally
+        {
+            scratch.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task GenerateRefusesATokenIdPastTheVocabulary()
+    {
+        var run = await CliRun.Of("generate", "--model", Gpt2, "--prompt", "1 99999");
+        var line = run.AssertUserError();
+        Assert.Contains("--prompt", line);
+        Assert.Contains("99999", line);
+    }
+
+    [Fact]
+    public async Task GenerateRunsAnEncoderDecoder()
+    {
+        var run = await CliRun.Of("generate", "--model", TestFiles.Fixture("models", "t5-s2s"), "--prompt", "5 6 7", "--max-new-tokens", "3");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Matches(@"^\d+( \d+)+\s*$", run.Console);
+    }
+
+    [Fact]
+    public async Task GenerateWithAClassificationModelNamesTheModel()
+    {
+        var run = await CliRun.Of("generate", "--model", TestFiles.Fixture("models", "bert-seqcls"), "--prompt", "5 6 7");
+        Assert.Contains("--model", run.AssertUserError());
+    }
+}
