@@ -29,7 +29,7 @@ public sealed partial class RegistrationTests
     [Fact]
     public void TheGeneratorWritesTheDeclaredDefaultsAndSlots()
     {
-        Assert.Equal(["mix_proj", "fc_in", "fc_out"], new TinyMixerArchitecture().DefaultLoraTargets);
+        Assert.Equal(["mix_proj", "fc_in", "fc_out"], new TinyMixerArchitecture().DefaultTargets["LORA"]);
         var config = new TinyMixerConfig { ModelType = "tiny-mixer", VocabSize = 8, HiddenSize = 4, IntermediateSize = 8, NumHiddenLayers = 1 };
         using var block = new TinyMixerBlock(config);
         Assert.Equal(["mix_proj", "fc_in", "fc_out"], ((IModuleSlots)block).SlotNames);
@@ -84,7 +84,7 @@ public sealed partial class RegistrationTests
     }
 
     /// <summary>Another plugin claiming tiny-mixer's model_type.</summary>
-    [DefaultLoraTargets("fc_in")]
+    [DefaultTargets("LORA", "fc_in")]
     public sealed partial class ImpostorMixerArchitecture : IArchitecture
     {
         public string ModelType => TinyMixerArchitecture.Type;

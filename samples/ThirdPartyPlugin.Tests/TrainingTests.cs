@@ -25,7 +25,7 @@ public sealed class TrainingTests(ITestOutputHelper output)
 
     private static PeftConfig ConfigFor(string method) => method switch
     {
-        // target_modules left out: the architecture's [DefaultLoraTargets] apply.
+        // target_modules left out: the architecture's [DefaultTargets("LORA", ...)] apply.
         "LORA" => new LoraConfig { R = 4, LoraAlpha = 8, TaskType = TaskType.SequenceClassification, ModulesToSave = ["classifier"] },
         // No modules_to_save: the scales and shifts alone have to lower the loss.
         "SCALE_SHIFT" => new ScaleShiftConfig { TaskType = TaskType.SequenceClassification },
@@ -65,7 +65,7 @@ public sealed class TrainingTests(ITestOutputHelper output)
         peft.SavePretrained(saved.Path);
         var config = File.ReadAllText(Path.Combine(saved.Path, "adapter_config.json"));
         Assert.Contains($"\"peft_type\": \"{method}\"", config);
-        Assert.Contains("\"fc_out\"", config);   // the [DefaultLoraTargets], written out as applied
+        Assert.Contains("\"fc_out\"", config);   // the default targets, written out as applied
 
         var fresh = models.LoadPretrained(checkpoint.Path, TaskType.SequenceClassification);
         var reloaded = models.FromPretrained(fresh, saved.Path);

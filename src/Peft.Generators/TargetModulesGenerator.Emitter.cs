@@ -18,6 +18,7 @@ public sealed partial class TargetModulesGenerator
 
         private const string StringList = "global::System.Collections.Generic.IReadOnlyList<string>";
 
+        private const string TargetTables = "global::System.Collections.Generic.IReadOnlyDictionary<string, global::System.Collections.Generic.IReadOnlyList<string>>";
         private const string ReadOnlyStrings = "global::System.Collections.ObjectModel.ReadOnlyCollection<string>";
 
         private static readonly string s_generatedCode =
@@ -108,24 +109,31 @@ public sealed partial class TargetModulesGenerator
             return writer.ToString();
         }
 
-        /// <summary>The <c>DefaultLoraTargets</c> property of one <c>[DefaultLoraTargets]</c> architecture plugin.</summary>
-        public static string EmitDefaultLoraTargets(DefaultLoraTargetsSpec spec)
+        /// <summary>The <c>DefaultTargets</c> property of one <c>[DefaultTargets]</c> architecture plugin.</summary>
+        public static string EmitDefaultTargets(DefaultTargetsSpec spec)
         {
             var writer = new SourceWriter();
-            var targets = string.Join(", ", spec.Targets.Select(Literal));
 
             WriteOpening(writer, spec.Namespace, spec.ContainingTypes);
             writer.WriteLine($"partial {spec.Type.Keyword} {spec.Type.Name}");
             writer.OpenBlock();
 
             writer.WriteLine(s_generatedCode);
-            writer.WriteLine($"private static readonly {ReadOnlyStrings} s_defaultLoraTargets =");
-            writer.Indent().WriteLine($"global::System.Array.AsReadOnly(new string[] {{ {targets} }});").Unindent();
+            writer.WriteLine($"private static readonly {TargetTables} s_defaultTargets =");
+            writer.Indent().WriteLine($"new global::System.Collections.ObjectModel.ReadOnlyDictionary<string, {StringList}>(new global::System.Collections.Generic.Dictionary<string, {StringList}>");
+            writer.OpenBlock();
+            foreach (var table in spec.Tables)
+            {
+                var names = string.Join(", ", table.Names.Select(Literal));
+                var list = table.Names.Count == 0 ? "global::System.Array.Empty<string>()" : $"global::System.Array.AsReadOnly(new string[] {{ {names} }})";
+                writer.WriteLine($"[{Literal(table.Method)}] = {list},");
+            }
+            writer.Unindent().WriteLine("});").Unindent();
             writer.WriteLine();
 
             writer.WriteLine("/// <inheritdoc />");
             writer.WriteLine(s_generatedCode);
-            writer.WriteLine($"public {StringList} DefaultLoraTargets => s_defaultLoraTargets;");
+            writer.WriteLine($"public {TargetTables} DefaultTargets => s_defaultTargets;");
 
             writer.CloseBlock();
             WriteClosing(writer, spec.ContainingTypes);

@@ -24,7 +24,7 @@ public sealed partial class TargetModulesGenerator
         private const string TensorMetadataName = "TorchSharp.torch+Tensor";
         private const string ComponentNameMetadataName = "TorchSharp.Utils.ComponentNameAttribute";
         private const string ArchitectureMetadataName = "Peft.Plugins.IArchitecture";
-        private const string DefaultLoraTargetsProperty = "DefaultLoraTargets";
+        private const string DefaultTargetsProperty = "DefaultTargets";
 
         /// <summary>Parses one <c>[TargetModules]</c> class.</summary>
         public static ParseResultSpec<ModuleSlotsSpec> ParseModuleSlots(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
@@ -131,8 +131,8 @@ public sealed partial class TargetModulesGenerator
             return new ParseResultSpec<ModuleSlotsSpec>(spec, diagnostics.ToEquatableArray());
         }
 
-        /// <summary>Parses one <c>[DefaultLoraTargets]</c> architecture plugin.</summary>
-        public static ParseResultSpec<DefaultLoraTargetsSpec> ParseDefaultLoraTargets(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+        /// <summary>Parses one <c>[DefaultTargets]</c> architecture plugin: every attribute on it is one method's table.</summary>
+        public static ParseResultSpec<DefaultTargetsSpec> ParseDefaultTargets(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var typeName = type.ToDisplayString();
@@ -141,8 +141,8 @@ public sealed partial class TargetModulesGenerator
             if (FirstNonPartial(type, cancellationToken) is { } notPartial)
             {
                 diagnostics.Add(DiagnosticSpec.Create(
-                    DiagnosticDescriptors.TypeNotPartial, IdentifierLocation(notPartial, cancellationToken), typeName, "DefaultLoraTargets", notPartial.ToDisplayString()));
-                return Failed<DefaultLoraTargetsSpec>(diagnostics);
+                    DiagnosticDescriptors.TypeNotPartial, IdentifierLocation(notPartial, cancellationToken), typeName, "DefaultTargets", notPartial.ToDisplayString()));
+                return Failed<DefaultTargetsSpec>(diagnostics);
             }
 
             var architecture = context.SemanticModel.Compilation.GetTypeByMetadataName(ArchitectureMetadataName);
@@ -150,49 +150,73 @@ public sealed partial class TargetModulesGenerator
             {
                 diagnostics.Add(DiagnosticSpec.Create(
                     DiagnosticDescriptors.NotAnArchitecture, IdentifierLocation(type, cancellationToken), typeName));
-                return Failed<DefaultLoraTargetsSpec>(diagnostics);
+                return Failed<DefaultTargetsSpec>(diagnostics);
             }
 
             var handWritten = type.GetMembers()
                 .Where(static m => !m.IsImplicitlyDeclared)
-                .FirstOrDefault(static m => m.Name == DefaultLoraTargetsProperty
-                    || (m is IPropertySymbol p && p.ExplicitInterfaceImplementations.Any(static i => i.Name == DefaultLoraTargetsProperty)));
+                .FirstOrDefault(static m => m.Name == DefaultTargetsProperty
+                    || (m is IPropertySymbol p && p.ExplicitInterfaceImplementations.Any(static i => i.Name == DefaultTargetsProperty)));
             if (handWritten is not null)
             {
                 diagnostics.Add(DiagnosticSpec.Create(
-                    DiagnosticDescriptors.DefaultLoraTargetsDeclared, FirstLocation(handWritten), typeName));
-                return Failed<DefaultLoraTargetsSpec>(diagnostics);
+                    DiagnosticDescriptors.DefaultTargetsDeclared, FirstLocation(handWritten), typeName));
+                return Failed<DefaultTargetsSpec>(diagnostics);
             }
 
-            var attribute = context.Attributes[0];
-            var names = StringArguments(attribute);
-            if (names.Count == 0)
+            var tables = new List<TargetTableSpec>();
+            foreach (var attribute in context.Attributes)
             {
-                diagnostics.Add(DiagnosticSpec.Create(
-                    DiagnosticDescriptors.NoDefaultLoraTargets, AttributeLocation(attribute, cancellationToken), typeName));
-            }
-
-            var argumentLocations = ArgumentLocations(attribute, names.Count, cancellationToken);
-            var targets = new List<string>();
-            for (var i = 0; i < names.Count; i++)
-            {
-                if (targets.Contains(names[i]))
+                var (method, names) = TableArguments(attribute);
+                if (method.Length == 0 || tables.Any(t => t.Method == method))
                 {
                     diagnostics.Add(DiagnosticSpec.Create(
-                        DiagnosticDescriptors.DuplicateName, argumentLocations[i], typeName, names[i]));
+                        DiagnosticDescriptors.BadDefaultTargetsMethod, AttributeLocation(attribute, cancellationToken), typeName, method));
                     continue;
                 }
 
-                targets.Add(names[i]);
+                // The method is argument 0; names follow, one argument each unless passed as an array.
+                var argumentLocations = ArgumentLocations(attribute, names.Count + 1, cancellationToken);
+                var targets = new List<string>();
+                for (var i = 0; i < names.Count; i++)
+                {
+                    if (targets.Contains(names[i]))
+                    {
+                        diagnostics.Add(DiagnosticSpec.Create(
+                            DiagnosticDescriptors.DuplicateName, argumentLocations[i + 1], typeName, names[i]));
+                        continue;
+                    }
+
+                    targets.Add(names[i]);
+                }
+
+                tables.Add(new TargetTableSpec(method, targets.ToEquatableArray()));
             }
 
-            var spec = new DefaultLoraTargetsSpec(
-                HintName(type, "DefaultLoraTargets"),
+            var spec = new DefaultTargetsSpec(
+                HintName(type, "DefaultTargets"),
                 NamespaceOf(type),
                 ContainingTypes(type),
                 Declaration(type),
-                targets.ToEquatableArray());
-            return new ParseResultSpec<DefaultLoraTargetsSpec>(spec, diagnostics.ToEquatableArray());
+                tables.ToEquatableArray());
+            return new ParseResultSpec<DefaultTargetsSpec>(spec, diagnostics.ToEquatableArray());
+        }
+
+        /// <summary>A <c>[DefaultTargets(method, names...)]</c>'s method and names.</summary>
+        private static (string Method, List<string> Names) TableArguments(AttributeData attribute)
+        {
+            var arguments = attribute.ConstructorArguments;
+            var method = arguments.Length > 0 ? arguments[0].Value as string ?? string.Empty : string.Empty;
+            var names = new List<string>();
+            if (arguments.Length == 2 && arguments[1].Kind == TypedConstantKind.Array)
+            {
+                foreach (var value in arguments[1].Values)
+                {
+                    names.Add(value.Value as string ?? string.Empty);
+                }
+            }
+
+            return (method, names);
         }
 
         private static ParseResultSpec<TSpec> Failed<TSpec>(List<DiagnosticSpec> diagnostics)

@@ -8,8 +8,8 @@ namespace Peft.Generators;
 
 /// <summary>
 /// Writes, for every <c>partial</c> class marked <c>[TargetModules]</c>, its <c>IModuleSlots</c>
-/// implementation, and for every architecture plugin marked <c>[DefaultLoraTargets]</c>, its
-/// <c>DefaultLoraTargets</c> property.
+/// implementation, and for every architecture plugin marked <c>[DefaultTargets]</c>, its
+/// <c>DefaultTargets</c> property.
 /// </summary>
 /// <remarks>
 /// This file is the pipeline only: <see cref="Parser"/> turns symbols into plain-data specs
@@ -23,8 +23,8 @@ public sealed partial class TargetModulesGenerator : IIncrementalGenerator
     /// <summary>Metadata name of <c>Peft.TargetModulesAttribute</c>.</summary>
     internal const string TargetModulesAttributeName = "Peft.TargetModulesAttribute";
 
-    /// <summary>Metadata name of <c>Peft.Plugins.DefaultLoraTargetsAttribute</c>.</summary>
-    internal const string DefaultLoraTargetsAttributeName = "Peft.Plugins.DefaultLoraTargetsAttribute";
+    /// <summary>Metadata name of <c>Peft.Plugins.DefaultTargetsAttribute</c>.</summary>
+    internal const string DefaultTargetsAttributeName = "Peft.Plugins.DefaultTargetsAttribute";
 
     /// <inheritdoc />
     public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -52,22 +52,22 @@ public sealed partial class TargetModulesGenerator : IIncrementalGenerator
 
         var defaultTargets = context.SyntaxProvider
             .ForAttributeWithMetadataName(
-                DefaultLoraTargetsAttributeName,
+                DefaultTargetsAttributeName,
                 static (node, _) => node is ClassDeclarationSyntax,
-                static (ctx, ct) => Parser.ParseDefaultLoraTargets(ctx, ct))
-            .WithTrackingName(TrackingNames.DefaultLoraTargetsParsed);
+                static (ctx, ct) => Parser.ParseDefaultTargets(ctx, ct))
+            .WithTrackingName(TrackingNames.DefaultTargetsParsed);
 
         var defaultTargetsSpecs = defaultTargets
             .Where(static result => result.Spec is not null)
             .Select(static (result, _) => result.Spec!)
-            .WithTrackingName(TrackingNames.DefaultLoraTargetsSpecs);
+            .WithTrackingName(TrackingNames.DefaultTargetsSpecs);
 
         context.RegisterSourceOutput(defaultTargetsSpecs, static (spc, spec) =>
-            spc.AddSource(spec.HintName, Emitter.EmitDefaultLoraTargets(spec)));
+            spc.AddSource(spec.HintName, Emitter.EmitDefaultTargets(spec)));
 
         var defaultTargetsDiagnostics = defaultTargets
             .Select(static (result, _) => result.Diagnostics)
-            .WithTrackingName(TrackingNames.DefaultLoraTargetsDiagnostics);
+            .WithTrackingName(TrackingNames.DefaultTargetsDiagnostics);
 
         context.RegisterSourceOutput(defaultTargetsDiagnostics, ReportDiagnostics);
     }
@@ -93,21 +93,21 @@ internal static class TrackingNames
     /// <summary>The diagnostics of [TargetModules] classes.</summary>
     public const string ModuleSlotsDiagnostics = nameof(ModuleSlotsDiagnostics);
 
-    /// <summary>[DefaultLoraTargets] classes parsed into spec plus diagnostics.</summary>
-    public const string DefaultLoraTargetsParsed = nameof(DefaultLoraTargetsParsed);
+    /// <summary>[DefaultTargets] classes parsed into spec plus diagnostics.</summary>
+    public const string DefaultTargetsParsed = nameof(DefaultTargetsParsed);
 
-    /// <summary>The <see cref="DefaultLoraTargetsSpec"/>s that reach source output.</summary>
-    public const string DefaultLoraTargetsSpecs = nameof(DefaultLoraTargetsSpecs);
+    /// <summary>The <see cref="DefaultTargetsSpec"/>s that reach source output.</summary>
+    public const string DefaultTargetsSpecs = nameof(DefaultTargetsSpecs);
 
-    /// <summary>The diagnostics of [DefaultLoraTargets] classes.</summary>
-    public const string DefaultLoraTargetsDiagnostics = nameof(DefaultLoraTargetsDiagnostics);
+    /// <summary>The diagnostics of [DefaultTargets] classes.</summary>
+    public const string DefaultTargetsDiagnostics = nameof(DefaultTargetsDiagnostics);
 
     /// <summary>Every tracked step.</summary>
     public static readonly ImmutableArray<string> All = ImmutableArray.Create(
         ModuleSlotsParsed,
         ModuleSlotsSpecs,
         ModuleSlotsDiagnostics,
-        DefaultLoraTargetsParsed,
-        DefaultLoraTargetsSpecs,
-        DefaultLoraTargetsDiagnostics);
+        DefaultTargetsParsed,
+        DefaultTargetsSpecs,
+        DefaultTargetsDiagnostics);
 }

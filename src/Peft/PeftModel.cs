@@ -263,7 +263,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public override ModelOutputs forward(ModelInputs inputs)
     {
         var adapter = ActiveAdapter;
-        return Model.forward(adapter.Disabled ? inputs : adapter.PrepareInputs(inputs));
+        return adapter.CompleteOutputs(Model.forward(adapter.Disabled ? inputs : adapter.PrepareInputs(inputs)));
     }
 
     /// <summary>Within the returned scope forward() runs the base model alone (disable_adapter()).</summary>

@@ -9,9 +9,14 @@ public enum Outcome
     Fail,
     /// <summary>The architecture or method is not available.</summary>
     Skip,
+    /// <summary>
+    /// Every check matched except one listed in <see cref="ConformanceRunner.KnownGaps"/>, a difference
+    /// investigated and explained there (never a tolerance: the check and its bound stay as they are).
+    /// </summary>
+    KnownGap,
 }
 
-/// <summary>One case's outcome, printed as <c>PASS name</c>, <c>FAIL name: why</c> or <c>SKIP name: why</c>.</summary>
+/// <summary>One case's outcome, printed as <c>PASS name</c>, <c>FAIL name: why</c>, <c>GAP name: why</c> or <c>SKIP name: why</c>.</summary>
 public sealed record CaseResult(string Name, Outcome Outcome, string Detail = "")
 {
     /// <inheritdoc />
@@ -20,6 +25,7 @@ public sealed record CaseResult(string Name, Outcome Outcome, string Detail = ""
         Outcome.Pass when Detail.Length == 0 => $"PASS {Name}",
         Outcome.Pass => $"PASS {Name} ({Detail})",
         Outcome.Fail => $"FAIL {Name}: {Detail}",
+        Outcome.KnownGap => $"GAP  {Name}: {Detail}",
         _ => $"SKIP {Name}: {Detail}",
     };
 }

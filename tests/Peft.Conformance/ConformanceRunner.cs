@@ -27,6 +27,22 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
     /// <summary>True when cases run in float64 (see the constructor).</summary>
     public bool Float64 { get; } = float64;
 
+    /// <summary>
+    /// Checks that differ from the reference by more than their bound for a reason found and stated here.
+    /// Only the named check of the named case is let through, and the case is reported as a gap, not a pass.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, (string Check, string Why)> KnownGaps = new Dictionary<string, (string, string)>
+    {
+        ["gpt2-clm-adalora"] = ("grad base_model.model.transformer.h.0.attn.c_attn.lora_E.default",
+            "The case is ill-conditioned: its randomly initialised A, E and B (init_lora_weights=false) make the adapter's update " +
+            "dominate the attention scores, so float32 rounding is amplified: the reference's own peft_logits differ from our float64 ones " +
+            "by 1.6e-6 (about 15 times the usual), our float32 ones from our float64 ones by 7.7e-6. Our float64 gradient differs from the " +
+            "reference by the same 4.2e-6 as our float32 one, while our float32 and float64 gradients agree to 1.7e-7, and every other " +
+            "gradient (A and B of both layers, E of layer 1) is within its bound: we read the gap as the reference's amplified float32 rounding " +
+            "(its 16-core GEMM and SDPA order), not as a difference in the math. "+
+            "Reproduce with --float64."),
+    };
+
     /// <summary>The fixtures' <c>generate(max_new_tokens=5)</c>.</summary>
     private const int GenerationMaxNewTokens = 5;
 
@@ -47,7 +63,13 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
         try
         {
             using var scope = torch.NewDisposeScope();
-            return Float64 ? RunInFloat64(name) : new CaseResult(name, Outcome.Pass, RunChecks(name, ScalarType.Float32, new CheckLog(keepGoing: false)) ?? "");
+            if (Float64) return RunInFloat64(name);
+            var gaps = KnownGaps.TryGetValue(name, out var gap) ? new HashSet<string> { gap.Check } : null;
+            var log = new CheckLog(keepGoing: false, gaps);
+            var note = RunChecks(name, ScalarType.Float32, log) ?? "";
+            return log.Gaps.FirstOrDefault() is { } found
+                ? new CaseResult(name, Outcome.KnownGap, $"{found.Message}; every other check passes. {gap.Why}")
+                : new CaseResult(name, Outcome.Pass, note);
         }
         catch (UnavailableException e)
         {

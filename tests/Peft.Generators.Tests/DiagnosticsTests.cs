@@ -30,16 +30,16 @@ public sealed class DiagnosticsTests
 
     [Fact]
     public void PEFT0001_ArchitectureNotPartial() => AssertDiagnostic("PEFT0001", Sources.Usings + """
-        [DefaultLoraTargets("c_attn")]
+        [DefaultTargets("LORA", "c_attn")]
         public abstract class [|Gpt2Architecture|] : IArchitecture
         {
-            public abstract IReadOnlyList<string> DefaultLoraTargets { get; }
+            public abstract IReadOnlyDictionary<string, IReadOnlyList<string>> DefaultTargets { get; }
             public abstract string ModelType { get; }
             public abstract IReadOnlyList<TaskType> SupportedTasks { get; }
             public abstract ModelConfig ParseConfig(JsonElement json, string source);
             public abstract PreTrainedModel Build(ModelConfig config, TaskType task);
         }
-        """, "[DefaultLoraTargets] but 'Gpt2Architecture' is not partial");
+        """, "[DefaultTargets] but 'Gpt2Architecture' is not partial");
 
     [Fact]
     public void PEFT0002_NamedSlotNotFound() => AssertDiagnostic("PEFT0002", Sources.Usings + """
@@ -114,8 +114,8 @@ public sealed class DiagnosticsTests
         """, "or give one of the fields another [ComponentName]");
 
     [Fact]
-    public void PEFT0005_DuplicateDefaultLoraTarget() => AssertDiagnostic("PEFT0005", Sources.Usings + """
-        [DefaultLoraTargets("q_proj", [|"q_proj"|])]
+    public void PEFT0005_DuplicateDefaultTarget() => AssertDiagnostic("PEFT0005", Sources.Usings + """
+        [DefaultTargets("LORA", "q_proj", [|"q_proj"|])]
         public sealed partial class Arch : IArchitecture
         {
             public string ModelType => "llama";
@@ -135,18 +135,18 @@ public sealed class DiagnosticsTests
 
     [Fact]
     public void PEFT0007_NotAnArchitecture() => AssertDiagnostic("PEFT0007", Sources.Usings + """
-        [DefaultLoraTargets("c_attn")]
+        [DefaultTargets("LORA", "c_attn")]
         public partial class [|Gpt2Plugin|]
         {
         }
         """, "does not implement Peft.Plugins.IArchitecture; implement IArchitecture, or remove the attribute");
 
     [Fact]
-    public void PEFT0008_DefaultLoraTargetsHandWritten() => AssertDiagnostic("PEFT0008", Sources.Usings + """
-        [DefaultLoraTargets("c_attn")]
+    public void PEFT0008_DefaultTargetsHandWritten() => AssertDiagnostic("PEFT0008", Sources.Usings + """
+        [DefaultTargets("LORA", "c_attn")]
         public sealed partial class Gpt2Architecture : IArchitecture
         {
-            public IReadOnlyList<string> [|DefaultLoraTargets|] => ["c_attn"];
+            public IReadOnlyDictionary<string, IReadOnlyList<string>> [|DefaultTargets|] => new Dictionary<string, IReadOnlyList<string>>();
             public string ModelType => "gpt2";
             public IReadOnlyList<TaskType> SupportedTasks { get; } = [];
             public ModelConfig ParseConfig(JsonElement json, string source) => throw new NotSupportedException();
@@ -155,8 +155,9 @@ public sealed class DiagnosticsTests
         """, "delete the hand-written member");
 
     [Fact]
-    public void PEFT0009_NoDefaultLoraTargets() => AssertDiagnostic("PEFT0009", Sources.Usings + """
-        [[|DefaultLoraTargets|]]
+    public void PEFT0009_DefaultTargetsMethodGivenTwice() => AssertDiagnostic("PEFT0009", Sources.Usings + """
+        [DefaultTargets("LORA", "c_attn")]
+        [[|DefaultTargets("LORA", "c_proj")|]]
         public sealed partial class Gpt2Architecture : IArchitecture
         {
             public string ModelType => "gpt2";
@@ -164,7 +165,7 @@ public sealed class DiagnosticsTests
             public ModelConfig ParseConfig(JsonElement json, string source) => throw new NotSupportedException();
             public PreTrainedModel Build(ModelConfig config, TaskType task) => throw new NotSupportedException();
         }
-        """, "name the modules LoRA targets by default");
+        """, "give each method one [DefaultTargets]");
 
     [Fact]
     public void ValidInputsReportNothing()

@@ -16,7 +16,7 @@ public sealed class SnapshotTests
     public void NestedGeneric() => VerifyGenerated(Sources.NestedGeneric);
 
     [Fact]
-    public void DefaultLoraTargets() => VerifyGenerated(Sources.DefaultLoraTargets);
+    public void DefaultTargets() => VerifyGenerated(Sources.DefaultTargets);
 
     [Fact]
     public void HintNamesAreUniquePerType()
@@ -28,7 +28,7 @@ public sealed class SnapshotTests
                 "Demo.Gpt2.Attention.TargetModules.g.cs",
                 "Demo.Llama.SelfAttention.TargetModules.g.cs",
                 "Demo.Nested.Gpt2.Stack{TConfig}.Block{TCache}.TargetModules.g.cs",
-                "Demo.Plugins.LlamaArchitecture.DefaultLoraTargets.g.cs",
+                "Demo.Plugins.LlamaArchitecture.DefaultTargets.g.cs",
                 "Mlp.TargetModules.g.cs",
             ],
             run.Sources.Keys.Order(StringComparer.Ordinal));

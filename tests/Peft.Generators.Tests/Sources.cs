@@ -112,11 +112,13 @@ internal static class Sources
         }
         """;
 
-    /// <summary>An architecture plugin whose DefaultLoraTargets comes from the attribute.</summary>
-    public const string DefaultLoraTargets = Usings + """
+    /// <summary>An architecture plugin whose DefaultTargets come from the attributes (one table empty, as mT5's IA3 feed-forward).</summary>
+    public const string DefaultTargets = Usings + """
         namespace Demo.Plugins;
 
-        [DefaultLoraTargets("q_proj", "v_proj")]
+        [DefaultTargets("LORA", "q_proj", "v_proj")]
+        [DefaultTargets("IA3", "k_proj", "v_proj", "down_proj")]
+        [DefaultTargets("IA3_FEEDFORWARD")]
         public sealed partial class LlamaArchitecture : IArchitecture
         {
             public string ModelType => "llama";
@@ -136,6 +138,6 @@ internal static class Sources
         [nameof(NoNames)] = NoNames,
         [nameof(ComponentName)] = ComponentName,
         [nameof(NestedGeneric)] = NestedGeneric,
-        [nameof(DefaultLoraTargets)] = DefaultLoraTargets,
+        [nameof(DefaultTargets)] = DefaultTargets,
     };
 }

@@ -15,10 +15,13 @@ namespace ThirdPartyPlugin.ScaleShift;
 /// <c>target_modules</c>, <c>exclude_modules</c>, <c>layers_to_transform</c> and
 /// <c>modules_to_save</c>, and maps parameters to saved keys
 /// (<c>base_model.model.&lt;path&gt;.scale_shift.scale</c>). Without <c>target_modules</c> it targets
-/// the architecture's <c>[DefaultLoraTargets]</c>.
+/// the architecture's <c>[DefaultTargets("SCALE_SHIFT", ...)]</c>, or its LoRA defaults when it declares none.
 /// </remarks>
 public sealed class ScaleShiftMethod : TunerMethod<ScaleShiftConfig>
 {
+    /// <summary>Its own table if an architecture declares one, else LoRA's (as the reference's LoHa, VeRA... copy LoRA's table).</summary>
+    protected override IReadOnlyList<string> DefaultTargetsTables => [PeftType.Name, "LORA"];
+
     /// <inheritdoc />
     public override PeftType PeftType => ScaleShiftConfig.Type;
 

@@ -10,10 +10,10 @@ namespace ThirdPartyPlugin.TinyMixer;
 /// <c>services.AddPeft(p =&gt; p.AddBackbone&lt;TinyMixerArchitecture&gt;())</c>.
 /// </summary>
 /// <remarks>
-/// <c>[DefaultLoraTargets]</c> makes the source generator write <see cref="IArchitecture.DefaultLoraTargets"/>:
-/// the modules LoRA (and any method that keeps the default) targets when a config names none.
+/// <c>[DefaultTargets]</c> makes the source generator write <see cref="IArchitecture.DefaultTargets"/>:
+/// per method, the modules it targets when a config names none (LoRA here; SCALE_SHIFT reads LoRA's table).
 /// </remarks>
-[DefaultLoraTargets("mix_proj", "fc_in", "fc_out")]
+[DefaultTargets("LORA", "mix_proj", "fc_in", "fc_out")]
 public sealed partial class TinyMixerArchitecture : IArchitecture
 {
     /// <summary>The <c>model_type</c> this plugin owns.</summary>

@@ -18,11 +18,13 @@ public enum SlotKind
     Conv2d,
     /// <summary><c>torch.nn.Embedding</c>: weight (num_embeddings, embedding_dim).</summary>
     Embedding,
+    /// <summary>A normalisation layer: TorchSharp's <c>LayerNorm</c> or an architecture's <see cref="INormLayer"/> (RMS norms).</summary>
+    Norm,
 }
 
 /// <summary>A base layer as adapters see it: its kind and its input and output sizes.</summary>
 /// <param name="Kind">Which kind of layer.</param>
-/// <param name="InFeatures">Input features (channels for Conv2d, vocabulary size for Embedding).</param>
+/// <param name="InFeatures">Input features (channels for Conv2d, vocabulary size for Embedding, normalised features for Norm).</param>
 /// <param name="OutFeatures">Output features (channels for Conv2d, embedding size for Embedding).</param>
 public readonly record struct LayerShape(SlotKind Kind, long InFeatures, long OutFeatures)
 {
@@ -37,6 +39,7 @@ public readonly record struct LayerShape(SlotKind Kind, long InFeatures, long Ou
         Conv1D conv => new(SlotKind.Conv1D, conv.weight.shape[0], conv.weight.shape[1]),
         Conv2d conv => new(SlotKind.Conv2d, conv.weight!.shape[1], conv.weight!.shape[0]),
         Embedding embedding => new(SlotKind.Embedding, embedding.weight!.shape[0], embedding.weight!.shape[1]),
+        LayerNorm or INormLayer => new(SlotKind.Norm, NormLayers.FeaturesOf(module), NormLayers.FeaturesOf(module)),
         _ => new(SlotKind.Unsupported, 0, 0),
     };
 }

@@ -17,10 +17,13 @@ public interface IArchitecture
     IReadOnlyList<TaskType> SupportedTasks { get; }
 
     /// <summary>
-    /// The modules LoRA targets when a config names none (the reference's per-model table,
-    /// e.g. <c>c_attn</c> for GPT-2).
+    /// The modules each method targets when a config names none, by table key (a <c>peft_type</c>
+    /// such as <c>"LORA"</c>, or another table a method reads, such as <c>"IA3_FEEDFORWARD"</c>): the
+    /// reference's per-model tables, e.g. <c>["LORA"] = ["c_attn"]</c> for GPT-2. Written by the
+    /// source generator from the class's <see cref="DefaultTargetsAttribute"/>s; empty for an
+    /// architecture that declares none (the reference has no tables for the vision models).
     /// </summary>
-    IReadOnlyList<string> DefaultLoraTargets { get; }
+    IReadOnlyDictionary<string, IReadOnlyList<string>> DefaultTargets => NoDefaultTargets.Instance;
 
     /// <summary>Reads this architecture's typed config from a parsed config.json.</summary>
     /// <param name="json">The whole config.json document.</param>
@@ -35,3 +38,11 @@ public interface IArchitecture
 
 /// <summary>A config.json that cannot be used: the message names the file and the key.</summary>
 public sealed class ModelConfigException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The tables of an architecture that declares no default targets.</summary>
+internal static class NoDefaultTargets
+{
+    /// <summary>An empty, read-only table set.</summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Instance =
+        new System.Collections.ObjectModel.ReadOnlyDictionary<string, IReadOnlyList<string>>(new Dictionary<string, IReadOnlyList<string>>());
+}

@@ -52,6 +52,22 @@ public interface IAdapter
     /// <summary>Rewrites the inputs of a forward pass (prompt learning); identity for tuners.</summary>
     ModelInputs PrepareInputs(ModelInputs inputs);
 
+    /// <summary>
+    /// Adjusts the outputs of every forward pass through the model, disabled or not (as the
+    /// reference's AdaLoRA adds its orthogonality regulariser to the loss); identity by default.
+    /// </summary>
+    ModelOutputs CompleteOutputs(ModelOutputs outputs) => outputs;
+
+    /// <summary>
+    /// Called by the training loop after each optimizer step, before the gradients are zeroed, with
+    /// the zero-based step (the reference's <c>update_and_allocate(global_step)</c>: AdaLoRA's rank
+    /// allocator). Nothing by default.
+    /// </summary>
+    /// <param name="globalStep">Optimizer steps taken before this one.</param>
+    void AfterOptimizerStep(int globalStep)
+    {
+    }
+
     /// <summary>Sets requires_grad on the adapter's parameters (and nothing else of the model).</summary>
     void MarkTrainable();
 

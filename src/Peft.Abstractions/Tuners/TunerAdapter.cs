@@ -10,7 +10,14 @@ namespace Peft.Tuners;
 /// An adapter living inside the model's layers: the layers a <see cref="TunerMethod{TConfig}"/>
 /// wrapped, plus any modules_to_save copies. Maps parameters to the reference's saved keys.
 /// </summary>
-public sealed class TunerAdapter : IAdapter, IMergeable
+/// <remarks>
+/// A method whose adapter does more than its layers (DoRA's saved-key names, AdaLoRA's regulariser
+/// and rank allocator) derives from this class and returns it from
+/// <see cref="TunerMethod{TConfig}.CreateAdapter"/>; the overridable members are
+/// <see cref="SavedKey"/>, <see cref="GetStateDict"/>, <see cref="LoadStateDict"/>,
+/// <see cref="CompleteOutputs"/> and <see cref="AfterOptimizerStep"/>.
+/// </remarks>
+public class TunerAdapter : IAdapter, IMergeable
 {
     /// <summary>Parameter names inside a PeftModel start with this; saved keys too.</summary>
     public const string SavedKeyPrefix = "base_model.model.";
@@ -21,7 +28,14 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     private readonly IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> _saved;
     private bool _disabled;
 
-    internal TunerAdapter(PreTrainedModel model, string name, TunerConfig config, string parameterPrefix,
+    /// <summary>An adapter over the layers a <see cref="TunerMethod{TConfig}"/> wrapped.</summary>
+    /// <param name="model">The adapted model.</param>
+    /// <param name="name">The adapter's name.</param>
+    /// <param name="config">Its config, as applied.</param>
+    /// <param name="parameterPrefix">The prefix of its parameters' names (<c>"lora_"</c>).</param>
+    /// <param name="layers">The wrapped layers by full module name.</param>
+    /// <param name="saved">The modules_to_save wrappers by full module name.</param>
+    protected internal TunerAdapter(PreTrainedModel model, string name, TunerConfig config, string parameterPrefix,
         IReadOnlyList<(string, IAdapterLayer)> layers, IReadOnlyList<(string, ModulesToSaveWrapper)> saved)
     {
         _model = model;
@@ -37,10 +51,13 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     public string Name { get; }
 
     /// <inheritdoc />
-    public PeftConfig Config { get; }
+    public PeftConfig Config { get; protected set; }
 
     /// <inheritdoc />
     public nn.Module? OwnedModule => null;
+
+    /// <summary>The adapted model.</summary>
+    protected PreTrainedModel Model => _model;
 
     /// <summary>The wrapped layers by full module name.</summary>
     public IReadOnlyList<(string Path, IAdapterLayer Layer)> Layers => _layers;
@@ -62,6 +79,14 @@ public sealed class TunerAdapter : IAdapter, IMergeable
 
     /// <inheritdoc />
     public ModelInputs PrepareInputs(ModelInputs inputs) => inputs;
+
+    /// <inheritdoc />
+    public virtual ModelOutputs CompleteOutputs(ModelOutputs outputs) => outputs;
+
+    /// <inheritdoc />
+    public virtual void AfterOptimizerStep(int globalStep)
+    {
+    }
 
     /// <summary>The adapter's parameters with their in-memory names (relative to the model), adapter name included.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> NamedParameters()
@@ -90,7 +115,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     }
 
     /// <inheritdoc />
-    public IReadOnlyDictionary<string, Tensor> GetStateDict()
+    public virtual IReadOnlyDictionary<string, Tensor> GetStateDict()
     {
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in NamedParameters()) state[SavedKey(name)] = p;
@@ -156,7 +181,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     /// (<c>"h"</c>, <c>"0"</c>, <c>"attn"</c>) leaves the path alone. A modules_to_save copy drops its
     /// <c>modules_to_save.&lt;adapter&gt;</c> infix, as the reference's wrapper maps it.
     /// </summary>
-    private string SavedKey(string name)
+    protected virtual string SavedKey(string name)
     {
         var copyInfix = $".modules_to_save.{Name}.";
         foreach (var (path, _) in _saved)
@@ -174,7 +199,7 @@ public sealed class TunerAdapter : IAdapter, IMergeable
     private static string BaseKey(string name) => SavedKeyPrefix + name;
 
     /// <inheritdoc />
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
+    public virtual void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
     {
         // Adapters saved under transformers 4 name modules in the classic spelling.
         if (_model.ClassicNames.Rules.Count > 0) state = state.ToDictionary(kv => _model.ClassicNames.ToCurrent(kv.Key), kv => kv.Value);

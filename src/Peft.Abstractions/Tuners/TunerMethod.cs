@@ -18,7 +18,7 @@ namespace Peft.Tuners;
 /// <item><see cref="PeftType"/> and <see cref="ParameterPrefix"/> (e.g. <c>"lora_"</c>): saved keys are the parameters whose names contain the prefix;</item>
 /// <item><see cref="CreateLayer"/>: wrap a base layer, or return null when the kind is unsupported;</item>
 /// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made;</item>
-/// <item>optionally <see cref="DefaultTargets"/> and <see cref="IsLinearForAllLinear"/>;</item>
+/// <item>optionally <see cref="DefaultTargets"/>, <see cref="IsLinearForAllLinear"/> and <see cref="CreateAdapter"/>;</item>
 /// <item>optionally <see cref="BeforeInjection"/>, for state shared by all of an adapter's layers (VeRA).</item>
 /// </list>
 /// LoRA (<c>Peft.Methods/Lora</c>) is the worked example.
@@ -48,8 +48,31 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         }
     }
 
-    /// <summary>Targets used when the config names none; the architecture's declared defaults.</summary>
-    protected virtual IReadOnlyList<string> DefaultTargets(IArchitecture architecture) => architecture.DefaultLoraTargets;
+    /// <summary>
+    /// The architecture's default-target tables this method reads, the first one declared wins: its
+    /// own <c>peft_type</c> by default. A method whose reference table is a copy of LoRA's (LoHa,
+    /// LoKr, VeRA, ...) returns <c>[PeftType.Name, "LORA"]</c>, so architectures need no entry for it
+    /// unless theirs differs.
+    /// </summary>
+    protected virtual IReadOnlyList<string> DefaultTargetsTables => [PeftType.Name];
+
+    /// <summary>Targets used when the config names none: the first of <see cref="DefaultTargetsTables"/> the architecture declares, else none.</summary>
+    protected virtual IReadOnlyList<string> DefaultTargets(IArchitecture architecture)
+    {
+        foreach (var table in DefaultTargetsTables)
+        {
+            if (architecture.DefaultTargets.TryGetValue(table, out var names)) return names;
+        }
+        return [];
+    }
+
+    /// <summary>
+    /// Fills in what the config leaves to the architecture before it is validated (IA3 takes its
+    /// feed-forward modules from the architecture's <c>"IA3_FEEDFORWARD"</c> table); unchanged by default.
+    /// </summary>
+    /// <param name="config">The config as given.</param>
+    /// <param name="target">The model and its architecture.</param>
+    protected virtual TConfig PrepareConfig(TConfig config, AdapterTarget target) => config;
 
     /// <summary>Whether a layer of this shape counts as linear for <c>"all-linear"</c>.</summary>
     protected virtual bool IsLinearForAllLinear(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
@@ -94,6 +117,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         {
             throw new PeftConfigException($"{PeftType} cannot use a {config.GetType().Name}.");
         }
+        typed = PrepareConfig(typed, target);
         typed.Validate();
         var model = target.Model;
         var slots = EnumerateSlots(model).ToList();
@@ -105,7 +129,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var matched = slots.Where(s => NamesOf(model, s.Path) is var names && names.Any(targets.Matches) && !Skipped(typed, names)).ToList();
         if (matched.Count == 0)
         {
-            var examples = string.Join(", ", slots.Take(8).Select(s => s.Path));
+            // Projections first: they are what a target usually means to name.
+            var examples = string.Join(", ", slots.OrderBy(s => LayerShape.Of(s.Owner.GetSlot(s.Slot)).Kind is SlotKind.Linear or SlotKind.Conv1D ? 0 : 1).Take(8).Select(s => s.Path));
             throw new PeftConfigException(
                 $"target_modules {targets} matched no module of the {target.Architecture.ModelType} model. Modules that can be targeted include: {examples}.");
         }
@@ -130,7 +155,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         var saved = WrapModulesToSave(model, typed, adapterName, slots);
         // Saved as the reference saves it: the defaults by name, "all-linear" expanded to the modules it chose.
         var applied = typed.TargetModules is null || typed.TargetModules.IsAllLinear ? typed with { TargetModules = targets } : typed;
-        return new TunerAdapter(model, adapterName, applied, ParameterPrefix, wrapped, saved);
+        return CreateAdapter(model, adapterName, (TConfig)applied, wrapped, saved);
     }
 
     /// <summary>
@@ -218,6 +243,20 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         ModulesToSaveWrapper wrapper => TypeName(wrapper.Original),
         _ => module.GetName() is { Length: > 0 } name ? name : module.GetType().Name,
     };
+
+    /// <summary>
+    /// Makes the adapter <see cref="Attach"/> returns over the wrapped layers. Override to return a
+    /// <see cref="TunerAdapter"/> subclass when the adapter does more than its layers (LoRA renames
+    /// DoRA's saved keys, AdaLoRA adds a regulariser and a rank allocator).
+    /// </summary>
+    /// <param name="model">The adapted model.</param>
+    /// <param name="adapterName">The adapter's name.</param>
+    /// <param name="config">The config as applied (default targets written out).</param>
+    /// <param name="layers">The wrapped layers by full module name.</param>
+    /// <param name="saved">The modules_to_save wrappers by full module name.</param>
+    protected virtual TunerAdapter CreateAdapter(PreTrainedModel model, string adapterName, TConfig config,
+        IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
+        new(model, adapterName, config, ParameterPrefix, layers, saved);
 
     private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
     {

@@ -5,7 +5,12 @@ using Peft.Plugins;
 namespace Peft.Backbones.Bart;
 
 /// <summary>The BART architecture plugin (<c>model_type: "bart"</c>).</summary>
-public sealed class BartArchitecture : IArchitecture
+[DefaultTargets("LORA", "q_proj", "v_proj")]
+[DefaultTargets("IA3", "q_proj", "v_proj", "fc2")]
+[DefaultTargets("IA3_FEEDFORWARD", "fc2")]
+[DefaultTargets("ADALORA", "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")]
+[DefaultTargets("LN_TUNING", "self_attn_layer_norm", "encoder_attn_layer_norm", "final_layer_norm")]
+public sealed partial class BartArchitecture : IArchitecture
 {
     /// <inheritdoc />
     public string ModelType => "bart";
@@ -13,8 +18,6 @@ public sealed class BartArchitecture : IArchitecture
     /// <inheritdoc />
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.Seq2SeqLM];
 
-    /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["q_proj", "v_proj"];
 
     /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<BartConfig>(json, source);

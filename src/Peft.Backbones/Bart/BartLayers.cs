@@ -78,14 +78,14 @@ public sealed partial class BartAttention : nn.Module
 }
 
 /// <summary>Post-norm encoder layer: self-attention, then fc1 → activation → fc2, each with residual and layer norm.</summary>
-[TargetModules("fc1", "fc2")]
+[TargetModules("fc1", "fc2", "self_attn_layer_norm", "final_layer_norm")]
 public sealed partial class BartEncoderLayer : nn.Module
 {
     private readonly BartAttention self_attn;
-    private readonly LayerNorm self_attn_layer_norm;
+    private nn.Module<Tensor, Tensor> self_attn_layer_norm;
     private nn.Module<Tensor, Tensor> fc1;
     private nn.Module<Tensor, Tensor> fc2;
-    private readonly LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
     private readonly Dropout dropout;
     private readonly Dropout activation_dropout;
     private readonly Func<Tensor, Tensor> _activation;
@@ -115,16 +115,16 @@ public sealed partial class BartEncoderLayer : nn.Module
 }
 
 /// <summary>Post-norm decoder layer: causal self-attention, cross-attention, feed-forward, each with residual and layer norm.</summary>
-[TargetModules("fc1", "fc2")]
+[TargetModules("fc1", "fc2", "self_attn_layer_norm", "encoder_attn_layer_norm", "final_layer_norm")]
 public sealed partial class BartDecoderLayer : nn.Module
 {
     private readonly BartAttention self_attn;
-    private readonly LayerNorm self_attn_layer_norm;
+    private nn.Module<Tensor, Tensor> self_attn_layer_norm;
     private readonly BartAttention encoder_attn;
-    private readonly LayerNorm encoder_attn_layer_norm;
+    private nn.Module<Tensor, Tensor> encoder_attn_layer_norm;
     private nn.Module<Tensor, Tensor> fc1;
     private nn.Module<Tensor, Tensor> fc2;
-    private readonly LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
     private readonly Dropout dropout;
     private readonly Dropout activation_dropout;
     private readonly Func<Tensor, Tensor> _activation;

@@ -10,14 +10,15 @@ namespace Peft.Backbones.Bart;
 /// The encoder: scaled token embeddings plus learned positions (offset 2), <c>layernorm_embedding</c>, layers.
 /// Its <c>embed_tokens</c> is the model's <c>shared</c> embedding, read through a delegate.
 /// </summary>
-public sealed class BartEncoder : nn.Module
+[TargetModules("layernorm_embedding")]
+public sealed partial class BartEncoder : nn.Module
 {
     /// <summary>Rows the learned position tables keep before position 0 (BART's historical offset).</summary>
     public const int PositionOffset = 2;
 
     private readonly Embedding embed_positions;
     private readonly ModuleList<BartEncoderLayer> layers;
-    private readonly LayerNorm layernorm_embedding;
+    private nn.Module<Tensor, Tensor> layernorm_embedding;
     private readonly Dropout dropout;
     private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly double _embedScale;
@@ -48,11 +49,12 @@ public sealed class BartEncoder : nn.Module
 }
 
 /// <summary>The decoder: like the encoder's embeddings, then causal layers with cross-attention.</summary>
-public sealed class BartDecoder : nn.Module
+[TargetModules("layernorm_embedding")]
+public sealed partial class BartDecoder : nn.Module
 {
     private readonly Embedding embed_positions;
     private readonly ModuleList<BartDecoderLayer> layers;
-    private readonly LayerNorm layernorm_embedding;
+    private nn.Module<Tensor, Tensor> layernorm_embedding;
     private readonly Dropout dropout;
     private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly double _embedScale;

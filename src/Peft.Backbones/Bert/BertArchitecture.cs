@@ -5,7 +5,10 @@ using Peft.Plugins;
 namespace Peft.Backbones.Bert;
 
 /// <summary>The BERT architecture plugin (<c>model_type: "bert"</c>).</summary>
-[DefaultLoraTargets("query", "value")]
+[DefaultTargets("LORA", "query", "value")]
+[DefaultTargets("IA3", "key", "value", "output.dense")]
+[DefaultTargets("IA3_FEEDFORWARD", "output.dense")]
+[DefaultTargets("ADALORA", "query", "value")]
 public sealed partial class BertArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -97,11 +97,11 @@ public sealed partial class BertSelfAttention : nn.Module
 }
 
 /// <summary>A projection, dropout and residual LayerNorm (BertSelfOutput and BertOutput share this shape).</summary>
-[TargetModules("dense")]
+[TargetModules("dense", "LayerNorm")]
 public sealed partial class BertResidualOutput : nn.Module
 {
     private nn.Module<Tensor, Tensor> dense;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
 
     /// <summary>Projects <paramref name="inFeatures"/> to the hidden size.</summary>

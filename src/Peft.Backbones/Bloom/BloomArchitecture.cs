@@ -6,7 +6,12 @@ using Peft.Plugins;
 namespace Peft.Backbones.Bloom;
 
 /// <summary>The BLOOM architecture plugin (<c>model_type: "bloom"</c>).</summary>
-public sealed class BloomArchitecture : IArchitecture
+[DefaultTargets("LORA", "query_key_value")]
+[DefaultTargets("IA3", "query_key_value", "mlp.dense_4h_to_h")]
+[DefaultTargets("IA3_FEEDFORWARD", "mlp.dense_4h_to_h")]
+[DefaultTargets("ADALORA", "query_key_value")]
+[DefaultTargets("LN_TUNING", "input_layernorm", "post_attention_layernorm", "ln_f")]
+public sealed partial class BloomArchitecture : IArchitecture
 {
     /// <inheritdoc />
     public string ModelType => "bloom";
@@ -15,8 +20,6 @@ public sealed class BloomArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } =
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
-    /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["query_key_value"];
 
     /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)

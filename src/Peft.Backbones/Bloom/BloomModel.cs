@@ -8,11 +8,12 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Bloom;
 
 /// <summary>One block: layer norm, attention, layer norm, MLP, with residuals from before or after the norms.</summary>
-public sealed class BloomBlock : nn.Module
+[TargetModules("input_layernorm", "post_attention_layernorm")]
+public sealed partial class BloomBlock : nn.Module
 {
-    private readonly LayerNorm input_layernorm;
+    private nn.Module<Tensor, Tensor> input_layernorm;
     private readonly BloomAttention self_attention;
-    private readonly LayerNorm post_attention_layernorm;
+    private nn.Module<Tensor, Tensor> post_attention_layernorm;
     private readonly BloomMlp mlp;
     private readonly bool _residualAfterNorm;
 
@@ -39,13 +40,13 @@ public sealed class BloomBlock : nn.Module
 }
 
 /// <summary>The bare BLOOM model (<c>transformer</c> in every head): embeddings and their norm, blocks, final norm.</summary>
-[TargetModules("word_embeddings")]
+[TargetModules("word_embeddings", "word_embeddings_layernorm", "ln_f")]
 public sealed partial class BloomModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
-    private readonly LayerNorm word_embeddings_layernorm;
+    private nn.Module<Tensor, Tensor> word_embeddings_layernorm;
     private readonly ModuleList<BloomBlock> h;
-    private readonly LayerNorm ln_f;
+    private nn.Module<Tensor, Tensor> ln_f;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>
     public BloomModel(BloomConfig config) : base("BloomModel")

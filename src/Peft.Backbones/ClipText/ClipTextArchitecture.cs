@@ -5,7 +5,7 @@ using Peft.Plugins;
 namespace Peft.Backbones.ClipText;
 
 /// <summary>The plugin for CLIP's text encoder (<c>model_type: "clip_text_model"</c>), a feature extractor.</summary>
-[DefaultLoraTargets("q_proj", "v_proj")]
+[DefaultTargets("LORA", "q_proj", "v_proj")]
 public sealed partial class ClipTextArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -83,12 +83,13 @@ public sealed partial class ClipMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One pre-norm encoder layer: attention and MLP, each with a residual connection.</summary>
-public sealed class ClipEncoderLayer : nn.Module
+[TargetModules("layer_norm1", "layer_norm2")]
+public sealed partial class ClipEncoderLayer : nn.Module
 {
     private readonly ClipAttention self_attn;
-    private readonly LayerNorm layer_norm1;
+    private nn.Module<Tensor, Tensor> layer_norm1;
     private readonly ClipMlp mlp;
-    private readonly LayerNorm layer_norm2;
+    private nn.Module<Tensor, Tensor> layer_norm2;
 
     /// <summary>A layer sized by the config.</summary>
     public ClipEncoderLayer(ClipTextConfig config) : base("CLIPEncoderLayer")
@@ -169,11 +170,12 @@ public sealed class ClipEncoder : nn.Module
 /// CLIP's text encoder as a feature extractor: causal attention (plus padding), final layer norm;
 /// <see cref="ModelOutputs.Logits"/> is the last hidden state (B, T, C). It computes no loss.
 /// </summary>
-public sealed class ClipTextModel : PreTrainedModel
+[TargetModules("final_layer_norm")]
+public sealed partial class ClipTextModel : PreTrainedModel
 {
     private readonly ClipTextEmbeddings embeddings;
     private readonly ClipEncoder encoder;
-    private readonly LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
 
     /// <summary>transformers keeps CLIP's text model with CLIP (model_type clip_text_model).</summary>
     public override string TransformersModule => "transformers.models.clip.modeling_clip";

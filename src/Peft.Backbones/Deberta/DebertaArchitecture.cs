@@ -5,7 +5,10 @@ using Peft.Plugins;
 namespace Peft.Backbones.Deberta;
 
 /// <summary>The DeBERTa architecture plugin (<c>model_type: "deberta"</c>).</summary>
-[DefaultLoraTargets("in_proj")]
+[DefaultTargets("LORA", "in_proj")]
+[DefaultTargets("IA3", "in_proj", "output.dense")]
+[DefaultTargets("IA3_FEEDFORWARD", "output.dense")]
+[DefaultTargets("ADALORA", "in_proj")]
 public sealed partial class DebertaArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Deberta;
 
 /// <summary>DeBERTa's layer norm ("TF style": epsilon inside the square root, computed in float32).</summary>
-public sealed class DebertaLayerNorm : nn.Module<Tensor, Tensor>
+public sealed class DebertaLayerNorm : nn.Module<Tensor, Tensor>, Layers.INormLayer
 {
     /// <summary>Scale, initialised to ones.</summary>
     public Parameter weight;
@@ -26,6 +26,12 @@ public sealed class DebertaLayerNorm : nn.Module<Tensor, Tensor>
         _epsilon = epsilon;
         RegisterComponents();
     }
+
+    /// <inheritdoc />
+    public long Features => weight.shape[0];
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> CreateLike() => new DebertaLayerNorm(Features, _epsilon);
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -166,11 +172,11 @@ public sealed partial class DisentangledSelfAttention : nn.Module
 }
 
 /// <summary>Attention output: dense, dropout, residual layer norm.</summary>
-[TargetModules("dense")]
+[TargetModules("dense", "LayerNorm")]
 public sealed partial class DebertaSelfOutput : nn.Module
 {
     private nn.Module<Tensor, Tensor> dense;
-    [ComponentName(Name = "LayerNorm")] private readonly nn.Module<Tensor, Tensor> layer_norm;
+    [ComponentName(Name = "LayerNorm")] private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>Sized by the config, normalising with <paramref name="layerNorm"/> (DeBERTa's or torch's).</summary>
@@ -238,11 +244,11 @@ public sealed partial class DebertaIntermediate : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Feed-forward down-projection, dropout, residual layer norm.</summary>
-[TargetModules("dense")]
+[TargetModules("dense", "LayerNorm")]
 public sealed partial class DebertaOutput : nn.Module
 {
     private nn.Module<Tensor, Tensor> dense;
-    [ComponentName(Name = "LayerNorm")] private readonly nn.Module<Tensor, Tensor> layer_norm;
+    [ComponentName(Name = "LayerNorm")] private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>Sized by the config, normalising with <paramref name="layerNorm"/> (DeBERTa's or torch's).</summary>

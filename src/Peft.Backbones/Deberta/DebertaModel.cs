@@ -12,14 +12,14 @@ namespace Peft.Backbones.Deberta;
 /// when <c>type_vocab_size</c> &gt; 0; projected to the hidden size if needed, normalised, and zeroed
 /// at padding positions.
 /// </summary>
-[TargetModules("word_embeddings", "embed_proj")]
+[TargetModules("word_embeddings", "embed_proj", "LayerNorm")]
 public sealed partial class DebertaEmbeddings : nn.Module
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private readonly Embedding? position_embeddings;
     private readonly Embedding? token_type_embeddings;
     private nn.Module<Tensor, Tensor>? embed_proj;
-    [ComponentName(Name = "LayerNorm")] private readonly nn.Module<Tensor, Tensor> layer_norm;
+    [ComponentName(Name = "LayerNorm")] private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>Embeddings sized by the config, with <paramref name="layerNorm"/> as the normalisation (DeBERTa's or torch's).</summary>

@@ -6,7 +6,10 @@ using Peft.Plugins;
 namespace Peft.Backbones.DebertaV2;
 
 /// <summary>The DeBERTa-v2 architecture plugin (<c>model_type: "deberta-v2"</c>; DeBERTa-v3 checkpoints use it too).</summary>
-[DefaultLoraTargets("query_proj", "value_proj")]
+[DefaultTargets("LORA", "query_proj", "value_proj")]
+[DefaultTargets("IA3", "key_proj", "value_proj", "output.dense")]
+[DefaultTargets("IA3_FEEDFORWARD", "output.dense")]
+[DefaultTargets("ADALORA", "query_proj", "key_proj", "value_proj", "dense")]
 public sealed partial class DebertaV2Architecture : IArchitecture
 {
     /// <inheritdoc />

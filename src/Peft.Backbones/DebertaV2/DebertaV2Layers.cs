@@ -174,10 +174,11 @@ public sealed class DebertaV2Layer : nn.Module
 }
 
 /// <summary>The convolution DeBERTa-v2 may apply after its first layer (<c>conv_kernel_size</c> &gt; 0).</summary>
-public sealed class ConvLayer : nn.Module
+[TargetModules("LayerNorm")]
+public sealed partial class ConvLayer : nn.Module
 {
     private readonly Conv1d conv;
-    [ComponentName(Name = "LayerNorm")] private readonly LayerNorm layer_norm;
+    [ComponentName(Name = "LayerNorm")] private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
     private readonly Func<Tensor, Tensor> _activation;
 

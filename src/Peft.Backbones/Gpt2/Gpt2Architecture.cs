@@ -6,7 +6,11 @@ using Peft.Plugins;
 namespace Peft.Backbones.Gpt2;
 
 /// <summary>The GPT-2 architecture plugin (<c>model_type: "gpt2"</c>).</summary>
-[DefaultLoraTargets("c_attn")]
+[DefaultTargets("LORA", "c_attn")]
+[DefaultTargets("IA3", "c_attn", "mlp.c_proj")]
+[DefaultTargets("IA3_FEEDFORWARD", "mlp.c_proj")]
+[DefaultTargets("ADALORA", "c_attn")]
+[DefaultTargets("LN_TUNING", "ln_1", "ln_2", "ln_f")]
 public sealed partial class Gpt2Architecture : IArchitecture
 {
     /// <inheritdoc />

@@ -8,11 +8,12 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Gpt2;
 
 /// <summary>One pre-norm block: attention and MLP, each with a residual connection.</summary>
-public sealed class Gpt2Block : nn.Module
+[TargetModules("ln_1", "ln_2")]
+public sealed partial class Gpt2Block : nn.Module
 {
-    private readonly LayerNorm ln_1;
+    private nn.Module<Tensor, Tensor> ln_1;
     private readonly Gpt2Attention attn;
-    private readonly LayerNorm ln_2;
+    private nn.Module<Tensor, Tensor> ln_2;
     private readonly Gpt2Mlp mlp;
 
     /// <summary>Block <paramref name="layerIndex"/>.</summary>

@@ -6,7 +6,11 @@ using Peft.Plugins;
 namespace Peft.Backbones.GptJ;
 
 /// <summary>The GPT-J architecture plugin (<c>model_type: "gptj"</c>).</summary>
-[DefaultLoraTargets("q_proj", "v_proj")]
+[DefaultTargets("LORA", "q_proj", "v_proj")]
+[DefaultTargets("IA3", "q_proj", "v_proj", "fc_out")]
+[DefaultTargets("IA3_FEEDFORWARD", "fc_out")]
+[DefaultTargets("ADALORA", "q_proj", "v_proj")]
+[DefaultTargets("LN_TUNING", "ln_1", "ln_f")]
 public sealed partial class GptJArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -8,9 +8,10 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.GptJ;
 
 /// <summary>One block: attention and MLP run in parallel on the same ln_1 output, both added to the residual.</summary>
-public sealed class GptJBlock : nn.Module
+[TargetModules("ln_1")]
+public sealed partial class GptJBlock : nn.Module
 {
-    private readonly LayerNorm ln_1;
+    private nn.Module<Tensor, Tensor> ln_1;
     private readonly GptJAttention attn;
     private readonly GptJMlp mlp;
 
@@ -34,13 +35,13 @@ public sealed class GptJBlock : nn.Module
 }
 
 /// <summary>The bare GPT-J model (<c>transformer</c> in every head): token embedding, blocks, final norm.</summary>
-[TargetModules("wte")]
+[TargetModules("wte", "ln_f")]
 public sealed partial class GptJModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Dropout drop;
     private readonly ModuleList<GptJBlock> h;
-    private readonly LayerNorm ln_f;
+    private nn.Module<Tensor, Tensor> ln_f;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>
     public GptJModel(GptJConfig config) : base("GPTJModel")

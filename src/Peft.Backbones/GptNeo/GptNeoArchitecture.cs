@@ -6,7 +6,11 @@ using Peft.Plugins;
 namespace Peft.Backbones.GptNeo;
 
 /// <summary>The GPT-Neo architecture plugin (<c>model_type: "gpt_neo"</c>).</summary>
-public sealed class GptNeoArchitecture : IArchitecture
+[DefaultTargets("LORA", "q_proj", "v_proj")]
+[DefaultTargets("IA3", "q_proj", "v_proj", "c_proj")]
+[DefaultTargets("IA3_FEEDFORWARD", "c_proj")]
+[DefaultTargets("ADALORA", "q_proj", "v_proj")]
+public sealed partial class GptNeoArchitecture : IArchitecture
 {
     /// <inheritdoc />
     public string ModelType => "gpt_neo";
@@ -15,8 +19,6 @@ public sealed class GptNeoArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } =
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
-    /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["q_proj", "v_proj"];
 
     /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)

@@ -8,11 +8,12 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.GptNeo;
 
 /// <summary>One pre-norm block: attention and MLP, each with a residual connection.</summary>
-public sealed class GptNeoBlock : nn.Module
+[TargetModules("ln_1", "ln_2")]
+public sealed partial class GptNeoBlock : nn.Module
 {
-    private readonly LayerNorm ln_1;
+    private nn.Module<Tensor, Tensor> ln_1;
     private readonly GptNeoAttention attn;
-    private readonly LayerNorm ln_2;
+    private nn.Module<Tensor, Tensor> ln_2;
     private readonly GptNeoMlp mlp;
 
     /// <summary>Block <paramref name="layerIndex"/>.</summary>
@@ -36,14 +37,14 @@ public sealed class GptNeoBlock : nn.Module
 }
 
 /// <summary>The bare GPT-Neo model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
-[TargetModules("wte")]
+[TargetModules("wte", "ln_f")]
 public sealed partial class GptNeoModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Embedding wpe;
     private readonly Dropout drop;
     private readonly ModuleList<GptNeoBlock> h;
-    private readonly LayerNorm ln_f;
+    private nn.Module<Tensor, Tensor> ln_f;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>
     public GptNeoModel(GptNeoConfig config) : base("GPTNeoModel")

@@ -6,7 +6,10 @@ using Peft.Plugins;
 namespace Peft.Backbones.GptNeoX;
 
 /// <summary>The GPT-NeoX architecture plugin (<c>model_type: "gpt_neox"</c>).</summary>
-[DefaultLoraTargets("query_key_value")]
+[DefaultTargets("LORA", "query_key_value")]
+[DefaultTargets("IA3", "query_key_value", "dense_4h_to_h")]
+[DefaultTargets("IA3_FEEDFORWARD", "dense_4h_to_h")]
+[DefaultTargets("ADALORA", "query_key_value")]
 public sealed partial class GptNeoXArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -11,10 +11,11 @@ namespace Peft.Backbones.GptNeoX;
 /// One layer. With <c>use_parallel_residual</c>, attention and MLP each normalise the layer input and
 /// both are added to it; without, the MLP runs on the attention's residual output (as GPT-2 does).
 /// </summary>
-public sealed class GptNeoXLayer : nn.Module
+[TargetModules("input_layernorm", "post_attention_layernorm")]
+public sealed partial class GptNeoXLayer : nn.Module
 {
-    private readonly LayerNorm input_layernorm;
-    private readonly LayerNorm post_attention_layernorm;
+    private nn.Module<Tensor, Tensor> input_layernorm;
+    private nn.Module<Tensor, Tensor> post_attention_layernorm;
     private readonly Dropout post_attention_dropout;
     private readonly Dropout post_mlp_dropout;
     private readonly GptNeoXAttention attention;
@@ -56,13 +57,13 @@ public sealed class GptNeoXLayer : nn.Module
 }
 
 /// <summary>The bare GPT-NeoX model (<c>gpt_neox</c> in every head): token embedding, layers, final norm.</summary>
-[TargetModules("embed_in")]
+[TargetModules("embed_in", "final_layer_norm")]
 public sealed partial class GptNeoXModel : nn.Module, IDecoderStack
 {
     private nn.Module<Tensor, Tensor> embed_in;
     private readonly Dropout emb_dropout;
     private readonly ModuleList<GptNeoXLayer> layers;
-    private readonly LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
     private readonly RotaryEmbedding rotary_emb;
 
     /// <summary>A randomly initialised model of the config's sizes.</summary>

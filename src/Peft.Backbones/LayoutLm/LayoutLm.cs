@@ -21,7 +21,7 @@ public sealed record LayoutLmConfig : BertConfig
 }
 
 /// <summary>BERT's embeddings plus the box's left, upper, right, lower, height and width embeddings.</summary>
-[TargetModules("word_embeddings")]
+[TargetModules("word_embeddings", "LayerNorm")]
 public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
@@ -31,7 +31,7 @@ public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings
     private readonly Embedding h_position_embeddings;
     private readonly Embedding w_position_embeddings;
     private readonly Embedding token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
+    private nn.Module<Tensor, Tensor> LayerNorm;
     private readonly Dropout dropout;
 
     /// <summary>Embeddings sized by the config.</summary>
@@ -73,7 +73,7 @@ public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings
 }
 
 /// <summary>The LayoutLM architecture plugin (<c>model_type: "layoutlm"</c>).</summary>
-[DefaultLoraTargets("query", "value")]
+[DefaultTargets("LORA", "query", "value")]
 public sealed partial class LayoutLmArchitecture : IArchitecture
 {
     /// <inheritdoc />

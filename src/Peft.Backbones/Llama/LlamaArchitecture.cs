@@ -6,7 +6,11 @@ using Peft.Plugins;
 namespace Peft.Backbones.Llama;
 
 /// <summary>The Llama architecture plugin (<c>model_type: "llama"</c>).</summary>
-[DefaultLoraTargets("q_proj", "v_proj")]
+[DefaultTargets("LORA", "q_proj", "v_proj")]
+[DefaultTargets("IA3", "k_proj", "v_proj", "down_proj")]
+[DefaultTargets("IA3_FEEDFORWARD", "down_proj")]
+[DefaultTargets("ADALORA", "q_proj", "v_proj")]
+[DefaultTargets("LN_TUNING", "input_layernorm", "post_attention_layernorm", "norm")]
 public sealed partial class LlamaArchitecture : IArchitecture
 {
     /// <inheritdoc />

@@ -105,7 +105,7 @@ public sealed partial class LlamaMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Root-mean-square layer norm, computed in at least float32 and scaled by <c>weight</c> (no bias, no centring).</summary>
-public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>, Tuners.ICloneableModule
+public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>, Tuners.ICloneableModule, Layers.INormLayer
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
     private readonly Parameter weight;
@@ -127,6 +127,12 @@ public sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>, Tuners.ICloneableM
         using (torch.no_grad()) copy.weight.copy_(weight);
         return copy.to(weight.device).to(weight.dtype);
     }
+
+    /// <inheritdoc />
+    public long Features => weight.shape[0];
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> CreateLike() => new LlamaRmsNorm(Features, _eps);
 
     /// <inheritdoc />
     public override Tensor forward(Tensor hidden)

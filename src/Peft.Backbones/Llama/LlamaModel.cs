@@ -9,12 +9,13 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Llama;
 
 /// <summary>One pre-norm decoder layer: RMSNorm → attention → residual, RMSNorm → MLP → residual.</summary>
-public sealed class LlamaDecoderLayer : nn.Module
+[TargetModules("input_layernorm", "post_attention_layernorm")]
+public sealed partial class LlamaDecoderLayer : nn.Module
 {
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
-    private readonly LlamaRmsNorm input_layernorm;
-    private readonly LlamaRmsNorm post_attention_layernorm;
+    private nn.Module<Tensor, Tensor> input_layernorm;
+    private nn.Module<Tensor, Tensor> post_attention_layernorm;
 
     /// <summary>A layer sized by the config.</summary>
     public LlamaDecoderLayer(LlamaConfig config) : base("LlamaDecoderLayer")

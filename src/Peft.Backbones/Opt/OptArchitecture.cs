@@ -6,7 +6,11 @@ using Peft.Plugins;
 namespace Peft.Backbones.Opt;
 
 /// <summary>The OPT architecture plugin (<c>model_type: "opt"</c>).</summary>
-public sealed class OptArchitecture : IArchitecture
+[DefaultTargets("LORA", "q_proj", "v_proj")]
+[DefaultTargets("IA3", "q_proj", "k_proj", "fc2")]
+[DefaultTargets("IA3_FEEDFORWARD", "fc2")]
+[DefaultTargets("ADALORA", "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")]
+public sealed partial class OptArchitecture : IArchitecture
 {
     /// <inheritdoc />
     public string ModelType => "opt";
@@ -14,8 +18,6 @@ public sealed class OptArchitecture : IArchitecture
     /// <inheritdoc />
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.CausalLM, TaskType.SequenceClassification];
 
-    /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = ["q_proj", "v_proj"];
 
     /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)

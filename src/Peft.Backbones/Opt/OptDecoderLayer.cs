@@ -64,14 +64,14 @@ public sealed partial class OptAttention : nn.Module
 }
 
 /// <summary>One decoder layer: attention and feed-forward (fc1, activation, fc2), pre- or post-norm.</summary>
-[TargetModules("fc1", "fc2")]
+[TargetModules("fc1", "fc2", "self_attn_layer_norm", "final_layer_norm")]
 public sealed partial class OptDecoderLayer : nn.Module
 {
     private readonly OptAttention self_attn;
-    private readonly LayerNorm self_attn_layer_norm;
+    private nn.Module<Tensor, Tensor> self_attn_layer_norm;
     private nn.Module<Tensor, Tensor> fc1;
     private nn.Module<Tensor, Tensor> fc2;
-    private readonly LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
 
     private readonly bool _normBefore;
     private readonly double _dropout;

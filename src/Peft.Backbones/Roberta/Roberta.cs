@@ -130,7 +130,10 @@ public sealed partial class RobertaForSequenceClassification : BertPreTrainedMod
 }
 
 /// <summary>The RoBERTa architecture plugin (<c>model_type: "roberta"</c>).</summary>
-[DefaultLoraTargets("query", "value")]
+[DefaultTargets("LORA", "query", "value")]
+[DefaultTargets("IA3", "key", "value", "output.dense")]
+[DefaultTargets("IA3_FEEDFORWARD", "output.dense")]
+[DefaultTargets("ADALORA", "query", "key", "value", "dense")]
 public sealed partial class RobertaArchitecture : IArchitecture
 {
     /// <inheritdoc />

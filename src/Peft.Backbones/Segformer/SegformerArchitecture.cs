@@ -32,9 +32,6 @@ public sealed class SegformerArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SemanticSegmentation, TaskType.ImageClassification];
 
     /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = [];
-
-    /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)
     {
         var config = ModelConfigs.Parse<SegformerConfig>(json, source);

@@ -25,9 +25,6 @@ public sealed class SwinArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.ImageClassification];
 
     /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = [];
-
-    /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)
     {
         var config = ModelConfigs.Parse<SwinConfig>(json, source);

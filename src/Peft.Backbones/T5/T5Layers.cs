@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.T5;
 
 /// <summary>T5's layer norm: scales by the root mean square (variance in at least fp32), no mean subtraction, no bias.</summary>
-public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
+public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>, Layers.INormLayer
 {
 #pragma warning disable IDE1006 // Hugging Face's parameter name
     /// <summary>Per-channel scale, initialised to ones.</summary>
@@ -24,6 +24,12 @@ public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
         _epsilon = epsilon;
         RegisterComponents();
     }
+
+    /// <inheritdoc />
+    public long Features => weight.shape[0];
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> CreateLike() => new T5LayerNorm(Features, _epsilon);
 
     /// <inheritdoc />
     public override Tensor forward(Tensor hidden)

@@ -7,10 +7,11 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.T5;
 
 /// <summary>Pre-norm self-attention with a residual connection.</summary>
-public sealed class T5LayerSelfAttention : nn.Module
+[TargetModules("layer_norm")]
+public sealed partial class T5LayerSelfAttention : nn.Module
 {
     private readonly T5Attention SelfAttention;
-    private readonly T5LayerNorm layer_norm;
+    private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>The self-attention sub-layer of a block.</summary>
@@ -32,10 +33,11 @@ public sealed class T5LayerSelfAttention : nn.Module
 }
 
 /// <summary>Pre-norm cross-attention over the encoder output, with a residual connection.</summary>
-public sealed class T5LayerCrossAttention : nn.Module
+[TargetModules("layer_norm")]
+public sealed partial class T5LayerCrossAttention : nn.Module
 {
     private readonly T5Attention EncDecAttention;
-    private readonly T5LayerNorm layer_norm;
+    private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>The cross-attention sub-layer of a decoder block.</summary>
@@ -57,10 +59,11 @@ public sealed class T5LayerCrossAttention : nn.Module
 }
 
 /// <summary>Pre-norm feed-forward block (plain or gated) with a residual connection.</summary>
-public sealed class T5LayerFF : nn.Module<Tensor, Tensor>
+[TargetModules("layer_norm")]
+public sealed partial class T5LayerFF : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor> DenseReluDense;
-    private readonly T5LayerNorm layer_norm;
+    private nn.Module<Tensor, Tensor> layer_norm;
     private readonly Dropout dropout;
 
     /// <summary>The feed-forward sub-layer of a block.</summary>
@@ -133,10 +136,11 @@ public sealed class T5Block : nn.Module
 /// <c>shared</c> embedding, read through a delegate so that one module (and one weight) serves both stacks
 /// and the checkpoint's single <c>shared.weight</c> loads it.
 /// </summary>
-public sealed class T5Stack : nn.Module
+[TargetModules("final_layer_norm")]
+public sealed partial class T5Stack : nn.Module
 {
     private readonly ModuleList<T5Block> block;
-    private readonly T5LayerNorm final_layer_norm;
+    private nn.Module<Tensor, Tensor> final_layer_norm;
     private readonly Dropout dropout;
     private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly bool _isDecoder;

@@ -31,9 +31,6 @@ public sealed class ViTArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.ImageClassification, TaskType.FeatureExtraction];
 
     /// <inheritdoc />
-    public IReadOnlyList<string> DefaultLoraTargets { get; } = [];
-
-    /// <inheritdoc />
     public ModelConfig ParseConfig(JsonElement json, string source)
     {
         var config = ModelConfigs.Parse<ViTConfig>(json, source);

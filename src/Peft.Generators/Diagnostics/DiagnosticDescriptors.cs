@@ -66,29 +66,29 @@ internal static class DiagnosticDescriptors
         defaultSeverity: DiagnosticSeverity.Error,
         isEnabledByDefault: true);
 
-    /// <summary>PEFT0007: [DefaultLoraTargets] is on a class that is not an architecture plugin.</summary>
+    /// <summary>PEFT0007: [DefaultTargets] is on a class that is not an architecture plugin.</summary>
     public static readonly DiagnosticDescriptor NotAnArchitecture = new(
         id: "PEFT0007",
-        title: "[DefaultLoraTargets] class is not an architecture plugin",
-        messageFormat: "'{0}' is marked [DefaultLoraTargets] but does not implement Peft.Plugins.IArchitecture; implement IArchitecture, or remove the attribute",
+        title: "[DefaultTargets] class is not an architecture plugin",
+        messageFormat: "'{0}' is marked [DefaultTargets] but does not implement Peft.Plugins.IArchitecture; implement IArchitecture, or remove the attribute",
         category: Category,
         defaultSeverity: DiagnosticSeverity.Error,
         isEnabledByDefault: true);
 
-    /// <summary>PEFT0008: the class already declares DefaultLoraTargets by hand.</summary>
-    public static readonly DiagnosticDescriptor DefaultLoraTargetsDeclared = new(
+    /// <summary>PEFT0008: the class already declares DefaultTargets by hand.</summary>
+    public static readonly DiagnosticDescriptor DefaultTargetsDeclared = new(
         id: "PEFT0008",
-        title: "DefaultLoraTargets is both declared and generated",
-        messageFormat: "'{0}' declares DefaultLoraTargets itself and is marked [DefaultLoraTargets]; delete the hand-written member (the generator writes it), or remove the attribute",
+        title: "DefaultTargets is both declared and generated",
+        messageFormat: "'{0}' declares DefaultTargets itself and is marked [DefaultTargets]; delete the hand-written member (the generator writes it), or remove the attributes",
         category: Category,
         defaultSeverity: DiagnosticSeverity.Error,
         isEnabledByDefault: true);
 
-    /// <summary>PEFT0009: [DefaultLoraTargets] names no module.</summary>
-    public static readonly DiagnosticDescriptor NoDefaultLoraTargets = new(
+    /// <summary>PEFT0009: a [DefaultTargets] without a method, or a method given twice.</summary>
+    public static readonly DiagnosticDescriptor BadDefaultTargetsMethod = new(
         id: "PEFT0009",
-        title: "[DefaultLoraTargets] names no module",
-        messageFormat: "'{0}' is marked [DefaultLoraTargets] with no module names; name the modules LoRA targets by default, for example [DefaultLoraTargets(\"c_attn\")]",
+        title: "[DefaultTargets] method missing or given twice",
+        messageFormat: "'{0}' has a [DefaultTargets] for method '{1}' that is empty or already declared; give each method one [DefaultTargets], keyed by its peft_type such as \"LORA\"",
         category: Category,
         defaultSeverity: DiagnosticSeverity.Error,
         isEnabledByDefault: true);
@@ -104,8 +104,8 @@ internal static class DiagnosticDescriptors
         "PEFT0005" => DuplicateName,
         "PEFT0006" => NotAModule,
         "PEFT0007" => NotAnArchitecture,
-        "PEFT0008" => DefaultLoraTargetsDeclared,
-        "PEFT0009" => NoDefaultLoraTargets,
+        "PEFT0008" => DefaultTargetsDeclared,
+        "PEFT0009" => BadDefaultTargetsMethod,
         _ => throw new ArgumentException($"Unknown diagnostic id '{id}'.", nameof(id)),
     };
 }

@@ -24,6 +24,9 @@ public sealed record IA3Config : TunerConfig
     [JsonPropertyName("init_ia3_weights")]
     public bool InitIA3Weights { get; init; } = true;
 
+    /// <summary>The architectures' table of default feed-forward modules (the reference's TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING).</summary>
+    public const string FeedforwardTable = "IA3_FEEDFORWARD";
+
     /// <summary>Whether the module at <paramref name="path"/> is a feed-forward module.</summary>
     public bool IsFeedforward(string path) => FeedforwardModules?.Matches(path) ?? false;
 
@@ -31,12 +34,7 @@ public sealed record IA3Config : TunerConfig
     public override void Validate()
     {
         base.Validate();
-        if (TargetModules is null || FeedforwardModules is null)
-        {
-            throw new PeftConfigException(
-                "IA3 has no default target modules here: set both `target_modules` and `feedforward_modules` in the config.");
-        }
-        if (TargetModules.Names is { } targets && FeedforwardModules.Names is { } feedforward)
+        if (TargetModules?.Names is { } targets && FeedforwardModules?.Names is { } feedforward)
         {
             var missing = feedforward.Where(f => !targets.Contains(f)).ToList();
             if (missing.Count > 0)

@@ -16,8 +16,23 @@ public sealed class IA3Method : TunerMethod<IA3Config>
     /// <inheritdoc />
     public override string ParameterPrefix => "ia3_";
 
-    /// <summary>IA3 declares no per-architecture defaults here; the config must name its targets.</summary>
-    protected override IReadOnlyList<string> DefaultTargets(IArchitecture architecture) => [];
+    /// <summary>
+    /// Without <c>feedforward_modules</c>, the architecture's <c>"IA3_FEEDFORWARD"</c> table
+    /// applies, as the reference fills it whether or not <c>target_modules</c> was given.
+    /// </summary>
+    protected override IA3Config PrepareConfig(IA3Config config, AdapterTarget target)
+    {
+        if (config.FeedforwardModules is not null) return config;
+        if (!target.Architecture.DefaultTargets.TryGetValue(IA3Config.FeedforwardTable, out var feedforward))
+        {
+            throw new PeftConfigException(
+                $"`feedforward_modules` is not set and the {target.Architecture.ModelType} architecture declares no default feed-forward modules for IA3; set it in the config.");
+        }
+        // Given target names, keep the defaults among them: the others would scale nothing, and the
+        // reference's own check (feedforward ⊆ targets) would refuse the saved config.
+        if (config.TargetModules?.Names is { } targets) feedforward = feedforward.Where(targets.Contains).ToList();
+        return config with { FeedforwardModules = TargetModules.FromNames(feedforward) };
+    }
 
     /// <inheritdoc />
     protected override nn.Module<Tensor, Tensor>? CreateLayer(

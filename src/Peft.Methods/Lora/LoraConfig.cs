@@ -46,7 +46,7 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
     [JsonPropertyName("alpha_pattern")]
     public IReadOnlyDictionary<string, double>? AlphaPattern { get; init; } = new Dictionary<string, double>();
 
-    /// <summary>Weight-decomposed LoRA (not part of this method plugin).</summary>
+    /// <summary>Weight-decomposed LoRA (DoRA): a trainable magnitude per output feature rescales the adapted weight's rows.</summary>
     [JsonPropertyName("use_dora")]
     public bool UseDora { get; init; }
 
@@ -162,7 +162,7 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
         base.Validate();
         ILayerSelection.Check(this, TargetModules);
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
-        if (UseDora) throw new NotSupportedException("`use_dora` (DoRA) is not supported by the LoRA method plugin yet.");
+        if (UseDora && LoraBias) throw new PeftConfigException("The argument `lora_bias`=true is not supported for DoRA (`use_dora`=true).");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported yet; use \"none\".");
         if (LoraDropout is < 0 or >= 1) throw new PeftConfigException($"`lora_dropout` must be in [0, 1), got {LoraDropout}.");
         if (Init == LoraInit.Orthogonal && (R % 2 != 0 || (RankPattern?.Values.Any(r => r % 2 != 0) ?? false)))

@@ -19,7 +19,7 @@ public sealed partial class LoraLayer
         {
             case LoraInit.Pissa or LoraInit.PissaLowRank:
             {
-                var weight = WeightOutIn();
+                var weight = Float32WeightOutIn();
                 Tensor v, s, uh;
                 if (init == LoraInit.Pissa)
                 {
@@ -38,7 +38,7 @@ public sealed partial class LoraLayer
             }
             case LoraInit.Olora:
             {
-                var weight = WeightOutIn();
+                var weight = Float32WeightOutIn();
                 var (q, r) = torch.linalg.qr(weight);
                 SetWeights(a, b, r[..rank], q[.., ..rank], residualOf: weight, scaling);
                 break;
@@ -59,7 +59,7 @@ public sealed partial class LoraLayer
     }
 
     /// <summary>The base weight as float32 (out, in), whatever its dtype and layout.</summary>
-    private Tensor WeightOutIn()
+    private Tensor Float32WeightOutIn()
     {
         var weight = BaseWeight.detach().to(ScalarType.Float32);
         return _fanInFanOut ? weight.T.contiguous() : weight;

@@ -8,13 +8,15 @@ namespace Peft.Methods.Lora;
 
 /// <summary>
 /// Adds <c>lora_B(lora_A(dropout(x))) · scaling</c> to a Linear or Conv1D layer's output.
-/// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>.
+/// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>,
+/// and with DoRA <c>lora_magnitude_vector.&lt;adapter&gt;.weight</c> (see <see cref="DoraMagnitude"/>).
 /// </summary>
 public sealed partial class LoraLayer : AdapterLayer
 {
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly AdapterModuleDict<Linear> lora_A = new();
     private readonly AdapterModuleDict<Linear> lora_B = new();
+    private readonly AdapterModuleDict<DoraMagnitude> lora_magnitude_vector = new();
     private readonly Dictionary<string, double> _scaling = [];
     private readonly bool _fanInFanOut;
 
@@ -40,8 +42,9 @@ public sealed partial class LoraLayer : AdapterLayer
     /// <param name="dropout">Dropout on the branch's input.</param>
     /// <param name="loraBias">Whether lora_B has a (trainable) bias.</param>
     /// <param name="init">How A and B start; PiSSA and OLoRA also replace the base weight by the residual.</param>
+    /// <param name="useDora">Weight-decomposed: a magnitude vector rescales each output row of the adapted weight.</param>
     /// <param name="pissaIterations">The power iterations of <see cref="LoraInit.PissaLowRank"/>.</param>
-    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, int pissaIterations = 0)
+    public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, bool useDora = false, int pissaIterations = 0)
     {
         var dtype = AdapterDType;
         var device = BaseWeight.device;
@@ -67,7 +70,21 @@ public sealed partial class LoraLayer : AdapterLayer
         lora_A.Add(name, a);
         lora_B.Add(name, b);
         _scaling[name] = scaling;
+        if (useDora) lora_magnitude_vector.Add(name, new DoraMagnitude(WeightOutIn, torch.matmul(b.weight!, a.weight!), scaling));
     }
+
+    /// <summary>True when the base weight is stored (in, out): GPT-2's Conv1D, or fan_in_fan_out.</summary>
+    private bool Transposed => _fanInFanOut || Shape.Kind == SlotKind.Conv1D;
+
+    /// <summary>The base weight in Linear's (out, in) layout (a view).</summary>
+    private Tensor WeightOutIn => Transposed ? BaseWeight.T : BaseWeight;
+
+    private Tensor? BaseBias => base_layer switch
+    {
+        Linear linear => linear.bias,
+        Layers.Conv1D conv => conv.bias,
+        _ => null,
+    };
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -80,7 +97,17 @@ public sealed partial class LoraLayer : AdapterLayer
         {
             if (MergedAdapters.Contains(name)) continue;
             var a = lora_A[name];
-            var update = lora_B[name].call(a.call(lora_dropout[name].call(input.to(a.weight!.dtype))));
+            var x = input.to(a.weight!.dtype);
+            if (lora_magnitude_vector.TryGetValue(name, out var dora))
+            {
+                // As the reference: the output so far stands for W·x + bias unless dropout changed x.
+                var dropped = lora_dropout[name] is not Identity && training;
+                var baseResult = dropped ? null : result;
+                if (dropped) x = lora_dropout[name].call(x);
+                result = result + dora.Update(x, a, lora_B[name], _scaling[name], WeightOutIn, BaseBias, baseResult);
+                continue;
+            }
+            var update = lora_B[name].call(a.call(lora_dropout[name].call(x)));
             result = result.add(update, alpha: _scaling[name]);
         }
         // The sum is in the adapter's (wider) dtype; hand the base layer's dtype on, as the reference does.
@@ -90,16 +117,12 @@ public sealed partial class LoraLayer : AdapterLayer
     /// <inheritdoc />
     protected override Tensor Delta(string adapterName)
     {
-        var delta = torch.matmul(lora_B[adapterName].weight!, lora_A[adapterName].weight!) * _scaling[adapterName]; // (out, in)
-        return (_fanInFanOut ? delta.T : delta).to(BaseWeight.dtype);
+        var delta = DeltaOutIn(adapterName);
+        return (Transposed ? delta.T : delta).to(BaseWeight.dtype);
     }
 
-    private Tensor? BaseBias => base_layer switch
-    {
-        Linear linear => linear.bias,
-        Layers.Conv1D conv => conv.bias,
-        _ => null,
-    };
+    private Tensor DeltaOutIn(string adapterName) =>
+        torch.matmul(lora_B[adapterName].weight!, lora_A[adapterName].weight!) * _scaling[adapterName];
 
     /// <inheritdoc />
     public override string? MergeBlocker(string adapterName) =>
@@ -107,17 +130,22 @@ public sealed partial class LoraLayer : AdapterLayer
             ? "it has `lora_bias=True` but the base layer has no bias to merge lora_B's bias into (the reference refuses this too)."
             : null;
 
-    /// <summary>Adds the weight delta and, with lora_bias, lora_B's bias · scaling into the base bias (as the reference merges).</summary>
+    /// <summary>
+    /// Plain LoRA adds its delta, DoRA writes <c>m/‖W+Δ‖ · (W + Δ)</c> (variants.py, DoraLinearVariant.merge_unsafe);
+    /// with lora_bias, lora_B's bias · scaling goes into the base bias (as the reference merges).
+    /// </summary>
     protected override void MergeAdapter(string adapterName)
     {
-        BaseWeight.add_(Delta(adapterName));
+        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) WeightOutIn.copy_(dora.Merged(WeightOutIn, DeltaOutIn(adapterName)));
+        else BaseWeight.add_(Delta(adapterName));
         if (lora_B[adapterName].bias is { } bias) BaseBias!.add_((bias * _scaling[adapterName]).to(BaseBias.dtype));
     }
 
-    /// <inheritdoc />
+    /// <summary>Undoes <see cref="MergeAdapter"/>: DoRA divides the factor of its merge back out, then subtracts.</summary>
     protected override void UnmergeAdapter(string adapterName)
     {
-        BaseWeight.sub_(Delta(adapterName));
+        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) WeightOutIn.copy_(dora.Unmerged(WeightOutIn, DeltaOutIn(adapterName)));
+        else BaseWeight.sub_(Delta(adapterName));
         if (lora_B[adapterName].bias is { } bias) BaseBias!.sub_((bias * _scaling[adapterName]).to(BaseBias.dtype));
     }
 
@@ -128,6 +156,7 @@ public sealed partial class LoraLayer : AdapterLayer
         lora_dropout.Remove(adapterName);
         lora_A.Remove(adapterName);
         lora_B.Remove(adapterName);
+        lora_magnitude_vector.Remove(adapterName);
         ActiveAdapters = ActiveAdapters.Where(a => a != adapterName).ToArray();
     }
 }

@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using Peft.Tuners;
 using static TorchSharp.torch;
 
@@ -25,6 +26,8 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
                 var layer = new LoraLayer(baseLayer, config.FanInFanOut);
                 Add(layer, config, adapterName, path);
                 return layer;
+            case SlotKind.Conv2d or SlotKind.Embedding when config.UseDora:
+                throw new PeftConfigException($"`use_dora` is not supported on the {shape.Kind} layer '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
             case SlotKind.Conv2d:
                 var conv = new LoraConv2d(baseLayer);
                 conv.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, path);
@@ -46,6 +49,8 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
             case LoraLayer layer:
                 Add(layer, config, adapterName, path);
                 return true;
+            case LoraEmbedding or LoraConv2d when config.UseDora:
+                throw new PeftConfigException($"`use_dora` is not supported on the {LayerShape.Of(existing).Kind} layer '{path}' yet; DoRA applies to Linear and Conv1D layers here.");
             case LoraEmbedding embedding:
                 Add(embedding, config, adapterName, path);
                 return true;
@@ -57,8 +62,13 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
         }
     }
 
+    /// <inheritdoc />
+    protected override TunerAdapter CreateAdapter(PreTrainedModel model, string adapterName, LoraConfig config,
+        IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
+        new LoraAdapter(model, adapterName, config, ParameterPrefix, layers, saved);
+
     private static void Add(LoraLayer layer, LoraConfig config, string adapterName, string path) =>
-        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, config.PissaIterations ?? 0);
+        layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.LoraDropout, config.LoraBias, config.Init, config.UseDora, config.PissaIterations ?? 0);
 
     private static void Add(LoraEmbedding layer, LoraConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config.RankFor(path), config.ScalingFor(path), config.Init);

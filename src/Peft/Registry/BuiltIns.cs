@@ -33,10 +33,12 @@ public static class BuiltIns
     /// <summary>A fresh instance of each built-in method.</summary>
     public static IEnumerable<IPeftMethod> Methods() =>
     [
+        new Peft.Methods.AdaLora.AdaLoraMethod(),
         new Peft.Methods.Boft.BoftMethod(),
         new Peft.Methods.FourierFT.FourierFTMethod(),
         new Peft.Methods.IA3.IA3Method(),
         new Peft.Methods.LoHa.LoHaMethod(),
+        new Peft.Methods.LnTuning.LnTuningMethod(),
         new Peft.Methods.LoKr.LoKrMethod(),
         new Peft.Methods.Lora.LoraMethod(),
         new Peft.Methods.Oft.OftMethod(),

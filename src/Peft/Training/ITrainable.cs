@@ -18,4 +18,10 @@ public interface ITrainable
 
     /// <summary>Reads the learnable state back from <paramref name="directory"/>.</summary>
     void LoadCheckpoint(string directory);
+
+    /// <summary>Called after each optimizer step, before the gradients are zeroed (AdaLoRA's rank allocation); nothing by default.</summary>
+    /// <param name="globalStep">The zero-based step just taken.</param>
+    void AfterOptimizerStep(int globalStep)
+    {
+    }
 }

@@ -25,6 +25,8 @@ public static class Trainables
 
         public void SaveCheckpoint(string directory) => model.SavePretrained(directory);
 
+        public void AfterOptimizerStep(int globalStep) => model.ActiveAdapter.AfterOptimizerStep(globalStep);
+
         public void LoadCheckpoint(string directory)
         {
             var state = SafeTensors.Load(Path.Combine(directory, "adapter_model.safetensors"));

@@ -120,6 +120,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                 }
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
                 optimizer.step();
+                trainable.AfterOptimizerStep(state.Step);
                 state.Step++;
                 state.StepInEpoch++;
                 state.StepLosses.Add(loss);

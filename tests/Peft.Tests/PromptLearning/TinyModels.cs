@@ -73,7 +73,7 @@ internal sealed class StubArchitecture : IArchitecture
 
     public IReadOnlyList<TaskType> SupportedTasks => [TaskType.Seq2SeqLM];
 
-    public IReadOnlyList<string> DefaultLoraTargets => [];
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> DefaultTargets { get; } = new Dictionary<string, IReadOnlyList<string>>();
 
     public ModelConfig ParseConfig(JsonElement json, string source) => throw new NotSupportedException();
 

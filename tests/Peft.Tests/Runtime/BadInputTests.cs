@@ -162,7 +162,7 @@ public class BadInputTests
     {
         public string ModelType => "gpt2";
         public IReadOnlyList<TaskType> SupportedTasks => [];
-        public IReadOnlyList<string> DefaultLoraTargets => [];
+        public IReadOnlyDictionary<string, IReadOnlyList<string>> DefaultTargets { get; } = new Dictionary<string, IReadOnlyList<string>>();
         public Modeling.ModelConfig ParseConfig(System.Text.Json.JsonElement json, string source) => throw new NotSupportedException();
         public Modeling.PreTrainedModel Build(Modeling.ModelConfig config, TaskType task) => throw new NotSupportedException();
     }
