@@ -375,16 +375,21 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         };
     }
 
-    /// <summary>Trainable and total parameter counts, each shared tensor counted once.</summary>
+    /// <summary>
+    /// Trainable and total parameter counts, each shared tensor counted once. A 4-bit weight counts its packed bytes × 2
+    /// (the reference's rule for bitsandbytes' Params4bit), i.e. the weight's own number of values.
+    /// </summary>
     public (long Trainable, long All) GetNbTrainableParameters()
     {
         long trainable = 0, all = 0;
         var seen = new HashSet<IntPtr>();
+        var packed = modules().OfType<Quantization.Linear4bit>().Select(l => l.PackedWeight.Handle).ToHashSet();
         foreach (var parameter in parameters())
         {
             if (!seen.Add(parameter.Handle)) continue;
-            all += parameter.numel();
-            if (parameter.requires_grad) trainable += parameter.numel();
+            var count = packed.Contains(parameter.Handle) ? parameter.numel() * 2 * parameter.ElementSize : parameter.numel();
+            all += count;
+            if (parameter.requires_grad) trainable += count;
         }
         return (trainable, all);
     }

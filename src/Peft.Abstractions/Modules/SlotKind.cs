@@ -35,6 +35,7 @@ public readonly record struct LayerShape(SlotKind Kind, long InFeatures, long Ou
     public static LayerShape Of(nn.Module<Tensor, Tensor> module) => module switch
     {
         IAdapterLayer adapter => Of(adapter.BaseLayer),
+        IQuantizedLinear quantized => new(SlotKind.Linear, quantized.InFeatures, quantized.OutFeatures),
         Linear linear => new(SlotKind.Linear, linear.weight!.shape[1], linear.weight!.shape[0]),
         Conv1D conv => new(SlotKind.Conv1D, conv.weight.shape[0], conv.weight.shape[1]),
         Conv2d conv => new(SlotKind.Conv2d, conv.weight!.shape[1], conv.weight!.shape[0]),

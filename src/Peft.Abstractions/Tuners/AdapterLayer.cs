@@ -85,9 +85,13 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         return actual;
     }
 
-    /// <summary>The base layer's weight, in the base layer's own layout.</summary>
+    /// <summary>
+    /// The base layer's weight, in the base layer's own layout. For a quantized base (<see cref="IQuantizedLinear"/>) a
+    /// dequantized copy: read it, and write through <see cref="AddToBaseWeight"/> or <see cref="SetBaseWeight"/>.
+    /// </summary>
     protected Tensor BaseWeight => Shape.Kind switch
     {
+        SlotKind.Linear when base_layer is IQuantizedLinear quantized => quantized.Dequantize(),
         SlotKind.Linear => ((TorchSharp.Modules.Linear)base_layer).weight!,
         SlotKind.Conv1D => ((Layers.Conv1D)base_layer).weight,
         SlotKind.Conv2d => ((TorchSharp.Modules.Conv2d)base_layer).weight!,
@@ -101,7 +105,46 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     /// to this dtype on the way into the adapter and their output back to the base layer's dtype on the way out,
     /// so a half-precision base trains adapters in full precision.
     /// </summary>
-    protected ScalarType AdapterDType => BaseWeight.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : BaseWeight.dtype;
+    protected ScalarType AdapterDType => BaseDType is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : BaseDType;
+
+    /// <summary>The base weight's dtype; float32 for a quantized base (the reference's adapters stay float32 there, and merges add in float32).</summary>
+    protected ScalarType BaseDType => base_layer is IQuantizedLinear ? ScalarType.Float32 : BaseWeight.dtype;
+
+    /// <summary>The base weight's device.</summary>
+    protected Device BaseDevice => base_layer is IQuantizedLinear quantized ? quantized.Device : BaseWeight.device;
+
+    /// <summary>
+    /// Whether this layer's merge writes only through <see cref="AddToBaseWeight"/> and <see cref="SetBaseWeight"/>,
+    /// so that it may merge into a quantized base. False unless a layer says so; merging into a quantized base is refused then.
+    /// </summary>
+    protected virtual bool MergesIntoQuantizedBase => false;
+
+    /// <summary>
+    /// Adds <paramref name="delta"/> (base layout) to the base weight: in place, cast to its dtype; for a quantized base as
+    /// the reference merges into bitsandbytes layers: dequantize, add in float32, quantize again (a rounding it warns about).
+    /// </summary>
+    protected void AddToBaseWeight(Tensor delta)
+    {
+        if (base_layer is IQuantizedLinear quantized)
+        {
+            using var scope = torch.NewDisposeScope();
+            SetBaseWeight(quantized.Dequantize().to(ScalarType.Float32) + delta.to(ScalarType.Float32));
+            return;
+        }
+        BaseWeight.add_(delta.to(BaseWeight.dtype));
+    }
+
+    /// <summary>Replaces the base weight by <paramref name="value"/> (base layout); a quantized base quantizes it, reporting the rounding.</summary>
+    protected void SetBaseWeight(Tensor value)
+    {
+        if (base_layer is IQuantizedLinear quantized)
+        {
+            var error = quantized.Requantize(value);
+            PeftLog.Warn($"Merging into a {quantized.Format} layer requantizes its weight; generations may differ from the unmerged model by rounding (largest weight change from rounding here: {error:G3}).");
+            return;
+        }
+        BaseWeight.copy_(value);
+    }
 
     /// <summary>
     /// The adapter's weight delta, in the base weight's layout and dtype, for methods that merge by
@@ -115,10 +158,10 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     /// Folds one adapter into the base layer (no gradients, inside a dispose scope). The default adds <see cref="Delta"/>,
     /// cast to the base weight's dtype (a float32 adapter over a bfloat16 base merges in bfloat16, as the reference's).
     /// </summary>
-    protected virtual void MergeAdapter(string adapterName) => BaseWeight.add_(Delta(adapterName).to(BaseWeight.dtype));
+    protected virtual void MergeAdapter(string adapterName) => AddToBaseWeight(Delta(adapterName));
 
     /// <summary>Takes one merged adapter back out of the base layer. The default subtracts <see cref="Delta"/>, cast as in <see cref="MergeAdapter"/>.</summary>
-    protected virtual void UnmergeAdapter(string adapterName) => BaseWeight.sub_(Delta(adapterName).to(BaseWeight.dtype));
+    protected virtual void UnmergeAdapter(string adapterName) => AddToBaseWeight(-Delta(adapterName));
 
     /// <inheritdoc />
     public virtual string? MergeBlocker(string adapterName) => null;
@@ -128,6 +171,10 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     public virtual void Merge(IEnumerable<string> adapterNames)
     {
         var names = adapterNames.Where(n => !_merged.Contains(n) && AdapterNames.Contains(n)).ToList();
+        if (names.Count > 0 && base_layer is IQuantizedLinear quantized && !MergesIntoQuantizedBase)
+        {
+            throw new InvalidOperationException($"Cannot merge adapter '{names[0]}': {GetType().Name} cannot merge into a quantized ({quantized.Format}) base layer.");
+        }
         foreach (var name in names)
         {
             if (MergeBlocker(name) is { } reason) throw new InvalidOperationException($"Cannot merge adapter '{name}': {reason}");

@@ -74,7 +74,13 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <param name="target">The model and its architecture.</param>
     protected virtual TConfig PrepareConfig(TConfig config, AdapterTarget target) => config;
 
-    /// <summary>Whether a layer of this shape counts as linear for <c>"all-linear"</c>.</summary>
+    /// <summary>
+    /// Whether this method's layers may wrap a quantized base (<see cref="IQuantizedLinear"/>): read its weight dequantized
+    /// and merge only through AdapterLayer's base-weight writers. False by default: targeting a quantized layer is refused.
+    /// </summary>
+    protected virtual bool SupportsQuantizedBase => false;
+
+    /// <summary>Whether a layer of <paramref name="shape"/> counts as linear for <c>target_modules="all-linear"</c>.</summary>
     protected virtual bool IsLinearForAllLinear(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
 
     /// <summary>Wraps <paramref name="baseLayer"/> in this method's layer, or returns null when its kind is not supported.</summary>
@@ -140,6 +146,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         foreach (var (path, owner, slotName) in matched)
         {
             var current = owner.GetSlot(slotName);
+            if ((current is IAdapterLayer held ? held.BaseLayer : current) is IQuantizedLinear quantized && !SupportsQuantizedBase)
+            {
+                throw new PeftConfigException($"Target module '{path}' is quantized ({quantized.Format}); {PeftType} does not support a quantized base layer here (LoRA does).");
+            }
             if (!TryAddToLayer(current, typed, adapterName, path))
             {
                 var layer = CreateLayer(current, LayerShape.Of(current), typed, adapterName, path)

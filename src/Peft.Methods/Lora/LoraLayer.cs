@@ -46,8 +46,13 @@ public sealed partial class LoraLayer : AdapterLayer
     /// <param name="pissaIterations">The power iterations of <see cref="LoraInit.PissaLowRank"/>.</param>
     public void AddAdapter(string name, int rank, double scaling, double dropout, bool loraBias, LoraInit init, bool useDora = false, int pissaIterations = 0)
     {
+        if (base_layer is IQuantizedLinear quantized && init is LoraInit.Pissa or LoraInit.PissaLowRank or LoraInit.Olora)
+        {
+            // As the reference: these rewrite the base weight, which a quantized base cannot hold exactly.
+            throw new PeftConfigException($"init_lora_weights '{init}' rewrites the base weight and cannot start from a {quantized.Format} base: initialise it in float32, bfloat16 or float16, then quantize the residual model.");
+        }
         var dtype = AdapterDType;
-        var device = BaseWeight.device;
+        var device = BaseDevice;
         var a = nn.Linear(Shape.InFeatures, rank, hasBias: false, device: device, dtype: dtype);
         var b = nn.Linear(rank, Shape.OutFeatures, hasBias: loraBias, device: device, dtype: dtype);
         using (torch.no_grad())
@@ -83,6 +88,7 @@ public sealed partial class LoraLayer : AdapterLayer
     {
         Linear linear => linear.bias,
         Layers.Conv1D conv => conv.bias,
+        IQuantizedLinear quantized => quantized.Bias,
         _ => null,
     };
 
@@ -118,7 +124,7 @@ public sealed partial class LoraLayer : AdapterLayer
     protected override Tensor Delta(string adapterName)
     {
         var delta = DeltaOutIn(adapterName);
-        return (Transposed ? delta.T : delta).to(BaseWeight.dtype);
+        return (Transposed ? delta.T : delta).to(BaseDType);
     }
 
     private Tensor DeltaOutIn(string adapterName) =>
@@ -136,18 +142,23 @@ public sealed partial class LoraLayer : AdapterLayer
     /// </summary>
     protected override void MergeAdapter(string adapterName)
     {
-        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) WeightOutIn.copy_(dora.Merged(WeightOutIn, DeltaOutIn(adapterName)));
-        else BaseWeight.add_(Delta(adapterName));
+        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) SetWeightOutIn(dora.Merged(WeightOutIn, DeltaOutIn(adapterName)));
+        else AddToBaseWeight(Delta(adapterName));
         if (lora_B[adapterName].bias is { } bias) BaseBias!.add_((bias * _scaling[adapterName]).to(BaseBias.dtype));
     }
 
     /// <summary>Undoes <see cref="MergeAdapter"/>: DoRA divides the factor of its merge back out, then subtracts.</summary>
     protected override void UnmergeAdapter(string adapterName)
     {
-        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) WeightOutIn.copy_(dora.Unmerged(WeightOutIn, DeltaOutIn(adapterName)));
-        else BaseWeight.sub_(Delta(adapterName));
+        if (lora_magnitude_vector.TryGetValue(adapterName, out var dora)) SetWeightOutIn(dora.Unmerged(WeightOutIn, DeltaOutIn(adapterName)));
+        else AddToBaseWeight(-Delta(adapterName));
         if (lora_B[adapterName].bias is { } bias) BaseBias!.sub_((bias * _scaling[adapterName]).to(BaseBias.dtype));
     }
+
+    /// <inheritdoc />
+    protected override bool MergesIntoQuantizedBase => true;
+
+    private void SetWeightOutIn(Tensor value) => SetBaseWeight(Transposed ? value.T : value);
 
     /// <inheritdoc />
     public override void DeleteAdapter(string adapterName)

@@ -17,6 +17,9 @@ public sealed class LoraMethod : TunerMethod<LoraConfig>
     public override string ParameterPrefix => "lora_";
 
     /// <inheritdoc />
+    protected override bool SupportsQuantizedBase => true;
+
+    /// <inheritdoc />
     protected override nn.Module<Tensor, Tensor>? CreateLayer(
         nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, LoraConfig config, string adapterName, string path)
     {
