@@ -313,6 +313,20 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         return Model;
     }
 
+    /// <summary>
+    /// Merges the active adapter and returns a dense model in <paramref name="dtype"/> (bfloat16, say): every quantized
+    /// layer is first dequantized to it, the adapter is added there without requantization, the quantized layers become
+    /// plain Linear layers, and every other floating-point parameter is cast to <paramref name="dtype"/> as well.
+    /// </summary>
+    public PreTrainedModel MergeAndUnload(ScalarType dtype)
+    {
+        foreach (var quantized in modules().OfType<Quantization.QuantizedLinear>()) quantized.Densify(dtype);
+        var model = MergeAndUnload();
+        Quantization.ModelQuantization.Dequantize(model, dtype);
+        Quantization.ModelQuantization.CastParameters(model, type => type.IsFloatingPointType() && type != dtype, dtype);
+        return model;
+    }
+
     /// <summary>Removes the adapter layers without merging (unload).</summary>
     public PreTrainedModel Unload()
     {

@@ -140,7 +140,7 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         if (base_layer is IQuantizedLinear quantized)
         {
             var error = quantized.Requantize(value);
-            PeftLog.Warn($"Merging into a {quantized.Format} layer requantizes its weight; generations may differ from the unmerged model by rounding (largest weight change from rounding here: {error:G3}).");
+            if (error > 0) PeftLog.Warn($"Merging into a {quantized.Format} layer requantizes its weight; generations may differ from the unmerged model by rounding (largest weight change from rounding here: {error:G3}).");
             return;
         }
         BaseWeight.copy_(value);

@@ -80,7 +80,10 @@ internal static class CheckpointLoader
         {
             if (byName.TryGetValue(tiedName, out var t) && byName.TryGetValue(sourceName, out var source) && t != source) tied.Add((t, source));
         }
-        var slots = all.Where(s => !tied.Any(t => t.Tied == s)).ToList();
+        // A quantized layer's weight is read and quantized (or read pre-quantized) by QuantizedLoading, not assigned.
+        var quantized = QuantizedLoading.Layers(model);
+        var slots = all.Where(s => !tied.Any(t => t.Tied == s) && !(s.Owner is Quantization.QuantizedLinear && s.Name == "weight")).ToList();
+        var quantizedPlan = QuantizedLoading.Plan(quantized, checkpoint, n => available.TryGetValue(KeyOf(n), out var k) ? k : null);
 
         // Plan first (shapes, missing keys), so that a bad checkpoint fails before a byte is read.
         var plan = new List<(Slot Slot, string? Key)>();
@@ -119,6 +122,7 @@ internal static class CheckpointLoader
             Assign(slot, value);
             loaded[slot] = value;
         }
+        QuantizedLoading.Load(quantizedPlan, checkpoint, dtype, device);
         foreach (var (t, source) in tied)
         {
             // Another handle on the same tensor, as the model's own tying makes (state_dict then lists both names).
@@ -126,7 +130,7 @@ internal static class CheckpointLoader
             Assign(t, source.IsParameter ? new Parameter(value.alias(), value.requires_grad) : value.alias());
         }
         // Only now: a meta tensor may be held by more than one module until every slot is reassigned.
-        foreach (var slot in all) slot.Tensor.Dispose();
+        foreach (var slot in all.Where(s => !(s.Owner is Quantization.QuantizedLinear && s.Name == "weight"))) slot.Tensor.Dispose();
     }
 
     /// <summary>A tensor held by a module under a name (a parameter or a buffer), and every full name it is known by.</summary>
@@ -160,6 +164,9 @@ internal static class CheckpointLoader
         }
         return slots;
     }
+
+    /// <summary>Replaces <paramref name="owner"/>'s parameter <paramref name="name"/> by <paramref name="value"/>, as loading does.</summary>
+    public static void ReplaceParameter(nn.Module owner, string name, Parameter value) => Assign(new Slot(owner, name, [name], value, true), value);
 
     // As TorchSharp's Module._toEpilog: a settable public property of that name (Linear.weight), else the
     // registration plus the field that holds it.

@@ -45,6 +45,14 @@ public sealed record ModelLoadOptions
     /// </summary>
     public bool LowCpuMemoryUsage { get; init; }
 
+    /// <summary>
+    /// Quantize the model body's Linear layers on load (transformers' <c>quantization_config</c>), or null to keep every
+    /// weight in <see cref="DType"/>. Each weight is read and quantized alone, so memory stays near the quantized size
+    /// (with <see cref="LowCpuMemoryUsage"/>). A checkpoint saved by bitsandbytes (4-bit <c>weight.absmax</c>... or
+    /// 8-bit <c>SCB</c>) is read as stored.
+    /// </summary>
+    public QuantizationOptions? Quantization { get; init; }
+
     /// <summary>Parses a dtype name as the CLI and config.json spell it (<c>auto</c>, <c>float32</c>, <c>bfloat16</c>, <c>float16</c>; also <c>bf16</c>, <c>fp16</c>, <c>fp32</c>).</summary>
     /// <exception cref="ArgumentException">The name is none of these.</exception>
     public static ModelDType ParseDType(string name) => name.Trim().ToLowerInvariant() switch

@@ -87,10 +87,12 @@ public sealed class PeftModels(PeftRegistry registry)
         if (configure is not null) config = configure(config);
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
+        options.Quantization?.Validate();
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
         try
         {
+            if (options.Quantization is { } quantization) Quantization.ModelQuantization.ReplaceWithEmpty(model, quantization, dtype);
             CheckpointLoader.Load(model, checkpoint, dtype, device);
         }
         catch

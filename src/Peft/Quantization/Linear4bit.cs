@@ -121,10 +121,13 @@ public sealed class Linear4bit : QuantizedLinear
 
     private void Replace(Tensor packed, QuantState4Bit state)
     {
+        // The layer keeps these beyond any dispose scope the caller (a merge) runs in.
+        state.DetachFromDisposeScope();
         _state?.Dispose();
         _state = state;
         var old = _weight;
         _weight = new Parameter(packed, requires_grad: false);
+        _weight.DetachFromDisposeScope();
         SetWeightParameter(_weight);
         old.Dispose();
     }

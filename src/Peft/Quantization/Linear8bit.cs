@@ -103,10 +103,12 @@ public sealed class Linear8bit : QuantizedLinear
 
     private void Replace(Tensor cb, Tensor scb)
     {
+        // The layer keeps these beyond any dispose scope the caller (a merge) runs in.
         _scb?.Dispose();
-        _scb = scb;
+        _scb = scb.DetachFromDisposeScope();
         var old = _weight;
         _weight = new Parameter(cb, requires_grad: false);
+        _weight.DetachFromDisposeScope();
         SetWeightParameter(_weight);
         old.Dispose();
     }

@@ -166,7 +166,9 @@ public sealed class QuantState4Bit : IDisposable
             }
         }
         if (packed is null) throw new FormatException($"{weightKey}: no quant_state.bitsandbytes__nf4 or __fp4 entry beside {weightKey}.absmax.");
-        using var document = JsonDocument.Parse(packed.to(ScalarType.Byte).data<byte>().ToArray());
+        byte[] json;
+        using (packed) json = packed.data<byte>().ToArray();
+        using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
         string Text(string key) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
             : throw new FormatException($"{weightKey}: quant_state lacks the string '{key}'.");
@@ -198,6 +200,12 @@ public sealed class QuantState4Bit : IDisposable
             throw new FormatException($"{weightKey}.absmax has {state.Absmax.numel()} values; shape [{string.Join(", ", shape)}] in blocks of {state.BlockSize} needs {blocks}.");
         }
         return state;
+    }
+
+    /// <summary>Takes the state's tensors out of any dispose scope, for a layer that keeps them.</summary>
+    public void DetachFromDisposeScope()
+    {
+        foreach (var t in new[] { Absmax, Code, NestedAbsmax, NestedCode }) t?.DetachFromDisposeScope();
     }
 
     /// <inheritdoc />

@@ -84,7 +84,7 @@ public abstract class QuantizedLinear : nn.Module<Tensor, Tensor>, IQuantizedLin
         if (_dense is not null) return;
         using var noGrad = torch.no_grad();
         using var weight = DequantizeStored();
-        _dense = weight.to(ScalarType.Float32).to(dtype);
+        _dense = weight.to(ScalarType.Float32).to(dtype).DetachFromDisposeScope();
         ReleaseStored();
     }
 
