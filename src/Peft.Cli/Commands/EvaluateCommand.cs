@@ -29,7 +29,7 @@ public sealed partial class EvaluateCommand(IOptions<EvaluateOptions> options, P
         var encoder = WordPieceEncoder.FromVocabulary(vocabulary, settings.MaxLength);
         var examples = ClassificationCollator.Encode(encoder.Encode, rows.Select(r => (r.Text, index[r.Label])));
 
-        var model = models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, config => config with { NumLabelsValue = labels.Count });
+        var model = models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, QuantizeOptionChecks.LoadOptions(settings), config => config with { NumLabelsValue = labels.Count });
         TorchSharp.torch.nn.Module<Modeling.ModelInputs, Modeling.ModelOutputs> evaluated = adapter is not null ? models.FromPretrained(model, adapter) : model;
         var result = Trainer.Evaluate(evaluated, examples, new ClassificationCollator(encoder.PadTokenId).Collate, settings.BatchSize);
         console.WriteLine($"{result.Examples} examples: loss {result.Loss:F4}, accuracy {result.Accuracy:P2}");

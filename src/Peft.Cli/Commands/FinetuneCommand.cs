@@ -52,7 +52,7 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, modelDirectory, data.Labels, () => LoadClassifier(modelDirectory, data.Labels, settings.Seed), train, test, Collate, nextToken: false, cancellationToken);
+            var result = RunMethod(method, settings, modelDirectory, data.Labels, () => LoadClassifier(modelDirectory, data.Labels, settings), train, test, Collate, nextToken: false, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
@@ -87,7 +87,7 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, modelDirectory, null, () => LoadCausalLM(modelDirectory, settings.Seed), train, test, Collate, nextToken: true, cancellationToken);
+            var result = RunMethod(method, settings, modelDirectory, null, () => LoadCausalLM(modelDirectory, settings), train, test, Collate, nextToken: true, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
@@ -105,10 +105,10 @@ public sealed partial class FinetuneCommand(
         return results.Any(r => r.Training.Cancelled) ? 130 : 0;
     }
 
-    private PreTrainedModel LoadCausalLM(string modelDirectory, int seed)
+    private PreTrainedModel LoadCausalLM(string modelDirectory, FinetuneOptions settings)
     {
-        torch.manual_seed(seed);
-        return models.LoadPretrained(modelDirectory, TaskType.CausalLM);
+        torch.manual_seed(settings.Seed);
+        return models.LoadPretrained(modelDirectory, TaskType.CausalLM, QuantizeOptionChecks.LoadOptions(settings));
     }
 
     private ClassificationData LoadData(FinetuneOptions settings)
@@ -189,11 +189,11 @@ public sealed partial class FinetuneCommand(
         return new MethodResult(method, accuracy, trainableCount, allCount, checkpointBytes, clock.Elapsed, training, reloaded);
     }
 
-    private PreTrainedModel LoadClassifier(string modelDirectory, IReadOnlyList<string> labels, int seed)
+    private PreTrainedModel LoadClassifier(string modelDirectory, IReadOnlyList<string> labels, FinetuneOptions settings)
     {
-        torch.manual_seed(seed);
+        torch.manual_seed(settings.Seed);
         var id2label = labels.Select((name, index) => (name, index)).ToDictionary(p => p.index.ToString(), p => p.name);
-        return models.LoadPretrained(modelDirectory, TaskType.SequenceClassification,
+        return models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, QuantizeOptionChecks.LoadOptions(settings),
             config => config with { NumLabelsValue = labels.Count, Id2Label = id2label });
     }
 

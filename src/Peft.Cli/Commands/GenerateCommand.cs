@@ -33,7 +33,7 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             throw new CommandLineException($"--prompt: token id {tooLarge} is past the vocabulary of {modelDirectory} ({config.VocabSize} ids, 0 to {config.VocabSize - 1}).");
         }
 
-        var model = models.LoadPretrained(modelDirectory, task);
+        var model = models.LoadPretrained(modelDirectory, task, QuantizeOptionChecks.LoadOptions(settings));
         var ids = torch.tensor(prompt, [1, prompt.Length]);
         var generated = adapter is not null
             ? models.FromPretrained(model, adapter).Generate(ids, maxNewTokens: settings.MaxNewTokens)

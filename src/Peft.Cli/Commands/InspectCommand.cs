@@ -50,9 +50,17 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
         if (settings.Model is { } modelDirectory)
         {
             var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
-            var model = models.LoadPretrained(modelDirectory, task);
+            var loadOptions = QuantizeOptionChecks.LoadOptions(settings);
+            var model = models.LoadPretrained(modelDirectory, task, loadOptions);
             var peft = models.FromPretrained(model, adapter, isTrainable: true);
             console.WriteLine(peft.TrainableParametersLine());
+            if (loadOptions.Quantization is not null)
+            {
+                var quantizedBytes = Quantization.ModelQuantization.QuantizedBytes(model);
+                var peak = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;
+                console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"quantized ({settings.Quantize}): {quantizedBytes / 1048576.0:F1} MiB of quantized weights and states; peak memory {peak / 1048576.0:F0} MiB"));
+            }
         }
         return Task.FromResult(0);
     }

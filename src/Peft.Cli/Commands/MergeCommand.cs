@@ -26,9 +26,12 @@ public sealed partial class MergeCommand(IOptions<MergeOptions> options, PeftMod
         }
         var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
 
-        var model = models.LoadPretrained(modelDirectory, task);
+        var loadOptions = QuantizeOptionChecks.LoadOptions(settings);
+        var model = models.LoadPretrained(modelDirectory, task, loadOptions);
         var wasTied = model.TiedWeights.Count > 0;
-        var merged = models.FromPretrained(model, adapter).MergeAndUnload();
+        // A quantized base merges into its dequantized weights (the adapter was trained against those), written in float32.
+        var peft = models.FromPretrained(model, adapter);
+        var merged = loadOptions.Quantization is null ? peft.MergeAndUnload() : peft.MergeAndUnload(torch.ScalarType.Float32);
 
         Directory.CreateDirectory(output);
         var weights = merged.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());

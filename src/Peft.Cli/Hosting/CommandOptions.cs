@@ -1,11 +1,26 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Peft.Cli.Data;
 
 namespace Peft.Cli.Hosting;
 
 /// <summary>Options of <c>peft evaluate</c> (section <c>Peft:Evaluate</c>).</summary>
-public sealed class EvaluateOptions
-{
+public sealed class EvaluateOptions : IQuantizeOptions
+{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
+
+    /// <summary>4-bit only: double quantization.</summary>
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
+
+
     /// <summary>A Hugging Face model directory (the base model).</summary>
     [Description("The base model directory (a sequence classifier with vocab.txt).")]
     public string? Model { get; set; }
@@ -60,8 +75,22 @@ public sealed class PredictOptions
 }
 
 /// <summary>Options of <c>peft generate</c> (section <c>Peft:Generate</c>).</summary>
-public sealed class GenerateOptions
-{
+public sealed class GenerateOptions : IQuantizeOptions
+{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
+
+    /// <summary>4-bit only: double quantization.</summary>
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
+
+
     /// <summary>A causal-LM or seq2seq model directory.</summary>
     [Description("A causal-LM or seq2seq model directory.")]
     public string? Model { get; set; }
@@ -84,8 +113,22 @@ public sealed class GenerateOptions
 }
 
 /// <summary>Options of <c>peft merge</c> (section <c>Peft:Merge</c>).</summary>
-public sealed class MergeOptions
-{
+public sealed class MergeOptions : IQuantizeOptions
+{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
+
+    /// <summary>4-bit only: double quantization.</summary>
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
+
+
     /// <summary>The base model directory.</summary>
     [Description("The base model directory.")]
     public string? Model { get; set; }
@@ -104,8 +147,22 @@ public sealed class MergeOptions
 }
 
 /// <summary>Options of <c>peft inspect</c> (section <c>Peft:Inspect</c>).</summary>
-public sealed class InspectOptions
-{
+public sealed class InspectOptions : IQuantizeOptions
+{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
+
+    /// <summary>4-bit only: double quantization.</summary>
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
+
+
     /// <summary>The adapter directory.</summary>
     [Description("The adapter directory.")]
     public string? Adapter { get; set; }

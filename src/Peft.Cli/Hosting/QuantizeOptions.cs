@@ -1,0 +1,76 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using Peft.Modeling;
+using Peft.Quantization;
+
+namespace Peft.Cli.Hosting;
+
+/// <summary>The <c>--quantize</c>, <c>--double-quant</c> and <c>--compute-dtype</c> options a command that loads a base model takes.</summary>
+public interface IQuantizeOptions
+{
+    /// <summary>int8, nf4, fp4, or null: not quantized.</summary>
+    string? Quantize { get; }
+
+    /// <summary>4-bit only: quantize the absmax values too.</summary>
+    bool DoubleQuant { get; }
+
+    /// <summary>4-bit only: the compute dtype.</summary>
+    string? ComputeDtype { get; }
+}
+
+/// <summary>Turns <see cref="IQuantizeOptions"/> into load options, refusing combinations that mean nothing.</summary>
+public static class QuantizeOptionChecks
+{
+    /// <summary>The help text of <c>--quantize</c>.</summary>
+    public const string QuantizeHelp = "Load the base model's Linear layers quantized as bitsandbytes stores them: int8 (LLM.int8 rows), nf4 or fp4 (4-bit blocks of 64); output heads stay in floating point [default: not quantized]";
+
+    /// <summary>The help text of <c>--double-quant</c>.</summary>
+    public const string DoubleQuantHelp = "With --quantize nf4|fp4: quantize the block absmax values too (bnb_4bit_use_double_quant).";
+
+    /// <summary>The help text of <c>--compute-dtype</c>.</summary>
+    public const string ComputeDtypeHelp = "With --quantize nf4|fp4: the dtype 4-bit layers compute in: float32, bfloat16, float16 (bnb_4bit_compute_dtype) [default: float32]";
+
+    /// <summary>The problems of the options, empty when they are fine.</summary>
+    public static IEnumerable<string> Problems(IQuantizeOptions options)
+    {
+        if (options.Quantize is null)
+        {
+            if (options.DoubleQuant) yield return "--double-quant needs --quantize nf4 or fp4";
+            if (options.ComputeDtype is not null) yield return "--compute-dtype needs --quantize nf4 or fp4";
+            yield break;
+        }
+        if (options.Quantize is not ("int8" or "nf4" or "fp4"))
+        {
+            yield return $"--quantize: '{options.Quantize}' is not one of int8, nf4, fp4";
+            yield break;
+        }
+        if (options.Quantize == "int8" && options.DoubleQuant) yield return "--double-quant applies to 4-bit storage (--quantize nf4 or fp4), not int8";
+        if (options.Quantize == "int8" && options.ComputeDtype is not null) yield return "--compute-dtype applies to 4-bit storage (--quantize nf4 or fp4); int8 layers compute in the model's dtype";
+        if (options.ComputeDtype is { } dtype && dtype is not ("float32" or "bfloat16" or "float16"))
+        {
+            yield return $"--compute-dtype: '{dtype}' is not one of float32, bfloat16, float16";
+        }
+    }
+
+    /// <summary>The load options the quantization options ask for (the defaults when none).</summary>
+    /// <exception cref="CommandLineException">A problem of <see cref="Problems"/>.</exception>
+    public static ModelLoadOptions LoadOptions(IQuantizeOptions options)
+    {
+        var problems = Problems(options).ToList();
+        if (problems.Count > 0) throw new CommandLineException(string.Join("; ", problems) + ".");
+        if (options.Quantize is null) return ModelLoadOptions.Default;
+        var type = QuantTypes.Parse(options.Quantize);
+        return new ModelLoadOptions
+        {
+            Quantization = type == QuantType.Int8
+                ? new QuantizationOptions { LoadIn8Bit = true }
+                : new QuantizationOptions
+                {
+                    LoadIn4Bit = true,
+                    Bnb4BitQuantType = options.Quantize,
+                    Bnb4BitUseDoubleQuant = options.DoubleQuant,
+                    Bnb4BitComputeDType = ModelLoadOptions.ParseDType(options.ComputeDtype ?? "float32"),
+                },
+        };
+    }
+}
