@@ -3,7 +3,8 @@
 // per workload (median and minimum milliseconds), then the ratios measured side by side in this run.
 //   dotnet run --project bench/Peft.Benchmarks -c Release [workload ...]
 // tinyllama-load (run only when named) writes a 2.2 GB TinyLlama-shaped bf16 checkpoint once, to
-// $PEFT_BENCH_TINYLLAMA or the temp folder, and measures loading it against a raw read (docs/PERFORMANCE.md).
+// $PEFT_BENCH_TINYLLAMA or the temp folder, and measures loading it against a raw read (docs/PERFORMANCE.md);
+// tinyllama-qlora (also only when named) trains LoRA on it over an NF4 base and a bf16 base (docs/QUANTIZATION.md).
 using System.Diagnostics;
 using System.Text.Json;
 using Peft;
@@ -15,6 +16,7 @@ using Peft.Tuners;
 using TorchSharp;
 using static TorchSharp.torch;
 
+if (args is ["--child", "qlora-nf4" or "qlora-bf16"]) return TinyLlamaQLora.ChildMain(quantized: args[1] == "qlora-nf4");
 if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
 
 var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
@@ -25,6 +27,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["minilm-full"] = () => TrainStep(MiniLmShaped, null, batch: 32, length: 48, steps: 8, warm: 2),
     ["gpt2-inference"] = Inference,
     ["tinyllama-load"] = TinyLlamaLoad.Run,
+    ["tinyllama-qlora"] = TinyLlamaQLora.Run,
 };
 var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
 torch.set_num_threads(Environment.ProcessorCount);

@@ -107,7 +107,7 @@ internal static class TinyLlamaLoad
         }
     }
 
-    private static Dictionary<string, double> Child(string what)
+    internal static Dictionary<string, double> Child(string what)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!, ["--child", what]) { RedirectStandardOutput = true };
         using var process = Process.Start(start)!;
@@ -125,7 +125,7 @@ internal static class TinyLlamaLoad
     }
 
     /// <summary>Writes config.json, two bf16 shards and the index, one shard's tensors in memory at a time.</summary>
-    private static bool EnsureCheckpoint(string directory)
+    internal static bool EnsureCheckpoint(string directory)
     {
         if (File.Exists(Path.Combine(directory, ModelWeights.IndexFileName))) return false;
         System.IO.Directory.CreateDirectory(directory);

@@ -70,8 +70,15 @@ public sealed class MappedCheckpoint : IDisposable
     /// Reads <paramref name="name"/> in <paramref name="dtype"/> on <paramref name="device"/>. The caller owns the
     /// result; in its stored dtype on the CPU it is a view of the mapped file (see the remarks on the class).
     /// </summary>
+    /// <param name="name">The tensor's name.</param>
+    /// <param name="dtype">The dtype to return it in.</param>
+    /// <param name="device">The device to return it on.</param>
+    /// <param name="shareMapping">
+    /// False: map this tensor alone even in its stored dtype, so its pages leave the process once the result is disposed
+    /// (quantize-on-load reads a weight, quantizes it and drops it).
+    /// </param>
     /// <exception cref="CheckpointException">The file cannot be mapped or read.</exception>
-    public torch.Tensor Read(string name, torch.ScalarType dtype, torch.Device device)
+    public torch.Tensor Read(string name, torch.ScalarType dtype, torch.Device device, bool shareMapping = true)
     {
         var (path, header, fileLength) = _byName[name];
         var info = header.Tensors[name];
@@ -104,7 +111,7 @@ public sealed class MappedCheckpoint : IDisposable
                 }
             }
             var strides = ContiguousStrides(shape);
-            if (zeroCopy)
+            if (zeroCopy && shareMapping)
             {
                 // One mapping per file and dtype serves every zero-copy tensor: each view keeps it alive.
                 if (!_shared.TryGetValue((path, stored), out var mapping))

@@ -61,10 +61,10 @@ internal static class QuantizedLoading
                     eightBit.Load(checkpoint.Read(key, ScalarType.Int8, device), checkpoint.Read(scbKey, ScalarType.Float32, device));
                     break;
                 case Linear4bit fourBit:
-                    using (var weight = checkpoint.Read(key, dtype, device)) fourBit.QuantizeFrom(weight);
+                    using (var weight = checkpoint.Read(key, dtype, device, shareMapping: false)) fourBit.QuantizeFrom(weight);
                     break;
                 case Linear8bit eightBit:
-                    using (var weight = checkpoint.Read(key, dtype, device)) eightBit.QuantizeFrom(weight);
+                    using (var weight = checkpoint.Read(key, dtype, device, shareMapping: false)) eightBit.QuantizeFrom(weight);
                     break;
             }
         }
