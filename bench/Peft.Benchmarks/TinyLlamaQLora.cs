@@ -1,6 +1,6 @@
 // QLoRA at TinyLlama-1.1B's shape: the tinyllama-load checkpoint loaded with an NF4 (double-quantized, bf16
 // compute) base and with a bf16 base, each in a fresh child process: resident memory after the load and at a LoRA
-// step's peak, and the step time (LoRA r=16 on q/k/v/o, batch 1 × 32 tokens, AdamW), side by side in one run.
+// step's peak, and the step time (LoRA r=16 on q/k/v/o, batch 1 × 16 tokens, AdamW), side by side in one run.
 using System.Diagnostics;
 using System.Text.Json;
 using Peft;
@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 
 internal static class TinyLlamaQLora
 {
-    private const int Tokens = 32;
+    private const int Tokens = 16;
 
     /// <summary>Ensures the checkpoint, then runs the NF4 and the bf16 child.</summary>
     public static Dictionary<string, object> Run()
@@ -42,6 +42,7 @@ internal static class TinyLlamaQLora
             Quantization = quantized ? QuantizationOptions.QLoRA : null,
         });
         result["load_s"] = clock.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"loaded in {result["load_s"]:F1} s");
         // The bf16 weights are views of the mapped files: page them in, as the first forward would, before measuring.
         foreach (var p in model.parameters().Where(p => p.is_floating_point()))
         {
@@ -52,6 +53,7 @@ internal static class TinyLlamaQLora
         }
         result["rss_after_load_bytes"] = Status("VmRSS");
         result["rss_anon_after_load_bytes"] = Status("RssAnon");
+        Console.Error.WriteLine($"RSS after load {result["rss_after_load_bytes"] / 1e9:F2} GB");
         result["quantized_bytes"] = ModelQuantization.QuantizedBytes(model);
         result["floating_point_bytes"] = model.parameters().Where(p => p.is_floating_point()).Sum(p => p.numel() * p.ElementSize);
 
@@ -73,6 +75,7 @@ internal static class TinyLlamaQLora
             loss.backward();
             optimizer.step();
             result[step == 0 ? "first_step_s" : "step_s"] = clock.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"step {step}: {clock.Elapsed.TotalSeconds:F1} s, peak RSS {Status("VmHWM") / 1e9:F2} GB");
             result["loss"] = loss.item<float>();
         }
         result["peak_rss_bytes"] = Status("VmHWM");
