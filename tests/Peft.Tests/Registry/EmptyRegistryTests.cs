@@ -18,7 +18,7 @@ public class EmptyRegistryTests
     public void AdapterConfigOnAnEmptyRegistrySaysToAddTheBuiltInMethods()
     {
         var registry = new PeftRegistry([], []);
-        var error = Assert.Throws<PeftConfigException>(() => PeftModel.ReadAdapterConfig(registry, Fixtures.Path("cases", "gpt2-clm-lora", "adapter")));
+        var error = Assert.Throws<PeftConfigException>(() => new PeftModels(registry).ReadAdapterConfig(Fixtures.Path("cases", "gpt2-clm-lora", "adapter")));
         Assert.Contains("AddBuiltInMethods()", error.Message);
         Assert.Contains("AddBuiltInMethods()", Assert.Throws<KeyNotFoundException>(() => registry.Method(new PeftType("LORA"))).Message);
     }
