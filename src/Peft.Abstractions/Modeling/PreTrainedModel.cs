@@ -30,6 +30,12 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public string? NameOrPath { get; set; }
 
     /// <summary>
+    /// The plugin that built this model, set by the loader (<c>PeftModels.LoadPretrained</c>); null for a
+    /// model built in code, whose architecture is then looked up by <see cref="ModelConfig.ModelType"/>.
+    /// </summary>
+    public Plugins.IArchitecture? Architecture { get; set; }
+
+    /// <summary>
     /// The Python module of the transformers class this model mirrors (saved in an adapter's
     /// <c>auto_mapping</c>): <c>transformers.models.&lt;model_type&gt;.modeling_&lt;model_type&gt;</c> by default.
     /// </summary>
@@ -79,14 +85,6 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     /// and checkpoints store only the second (e.g. lm_head.weight → transformer.wte.weight).
     /// </summary>
     public virtual IReadOnlyList<(string Tied, string Source)> TiedWeights => [];
-
-    /// <summary>
-    /// Re-establishes weight tying after a tied parameter was replaced (for example after loading
-    /// a checkpoint or unloading an adapter). The default does nothing.
-    /// </summary>
-    public virtual void TieWeights()
-    {
-    }
 
     /// <summary>
     /// Gives the output head its own copy of a weight it shares with the input embedding, so that

@@ -77,29 +77,6 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
         return new PromptLearningAdapter(model, adapterName, resolved, encoder, layout, saved);
     }
 
-    private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(PreTrainedModel model, IReadOnlyList<string> names, string adapterName)
-    {
-        var result = new List<(string, ModulesToSaveWrapper)>();
-        if (names.Count == 0) return result;
-        var owners = new List<(string Prefix, torch.nn.Module Module)> { ("", model) };
-        owners.AddRange(model.named_modules());
-        foreach (var (prefix, module) in owners)
-        {
-            if (module is not IModuleSlots slots) continue;
-            foreach (var slot in slots.SlotNames)
-            {
-                var path = prefix.Length == 0 ? slot : prefix + "." + slot;
-                if (!names.Any(n => path == n || path.EndsWith("." + n, StringComparison.Ordinal))) continue;
-                var current = slots.GetSlot(slot);
-                if (current is not ModulesToSaveWrapper wrapper)
-                {
-                    wrapper = new ModulesToSaveWrapper(current);
-                    slots.ReplaceSlot(slot, wrapper);
-                }
-                wrapper.AddAdapter(adapterName);
-                result.Add((path, wrapper));
-            }
-        }
-        return result;
-    }
+    private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(PreTrainedModel model, IReadOnlyList<string> names, string adapterName) =>
+        ModulesToSave.Wrap(ModuleSlot.All(model).Where(s => names.Any(n => s.Path == n || s.Path.EndsWith("." + n, StringComparison.Ordinal))).ToList(), adapterName);
 }

@@ -120,7 +120,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         typed = PrepareConfig(typed, target);
         typed.Validate();
         var model = target.Model;
-        var slots = EnumerateSlots(model).ToList();
+        var slots = ModuleSlot.All(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
         var modules = ModelModules(model);
         CheckModulesToSave(typed, target, slots, modules);
@@ -203,7 +203,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     }
 
     /// <summary>modules_to_save names must each match a replaceable module (those the reference adds for the task may match nothing).</summary>
-    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots,
+    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<ModuleSlot> slots,
         List<(string Path, nn.Module Module)> modules)
     {
         var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
@@ -258,21 +258,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
         new(model, adapterName, config, ParameterPrefix, layers, saved);
 
-    private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
-    {
-        var owners = new List<(string, nn.Module)> { ("", model) };
-        owners.AddRange(model.named_modules());
-        foreach (var (prefix, module) in owners)
-        {
-            if (module is not IModuleSlots slots) continue;
-            foreach (var slot in slots.SlotNames)
-            {
-                yield return (prefix.Length == 0 ? slot : prefix + "." + slot, slots, slot);
-            }
-        }
-    }
-
-    private TargetModules ResolveTargets(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots)
+    private TargetModules ResolveTargets(TConfig config, AdapterTarget target, List<ModuleSlot> slots)
     {
         var targets = config.TargetModules;
         if (targets is null)
@@ -313,24 +299,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
-        PreTrainedModel model, TConfig config, string adapterName,
-        List<(string Path, IModuleSlots Owner, string Slot)> slots)
-    {
-        var result = new List<(string, ModulesToSaveWrapper)>();
-        if (config.ModulesToSave is not { Count: > 0 } names) return result;
-        foreach (var (path, owner, slot) in slots)
-        {
-            var aliases = NamesOf(model, path);
-            if (!names.Any(n => aliases.Any(a => NameMatches(a, n)))) continue;
-            var current = owner.GetSlot(slot);
-            if (current is not ModulesToSaveWrapper wrapper)
-            {
-                wrapper = new ModulesToSaveWrapper(current);
-                owner.ReplaceSlot(slot, wrapper);
-            }
-            wrapper.AddAdapter(adapterName);
-            result.Add((path, wrapper));
-        }
-        return result;
-    }
+        PreTrainedModel model, TConfig config, string adapterName, List<ModuleSlot> slots) =>
+        config.ModulesToSave is not { Count: > 0 } names
+            ? []
+            : ModulesToSave.Wrap(slots.Where(s => names.Any(n => NamesOf(model, s.Path).Any(a => NameMatches(a, n)))).ToList(), adapterName);
 }
