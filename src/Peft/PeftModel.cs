@@ -205,7 +205,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         if (adapter.OwnedModule is { } owned) prompt_encoder.Add(adapter.Name, owned);
     }
 
-    private void LoadAdapterWeights(string adapterName, string adapterDirectory)
+    /// <summary>Loads a saved adapter's weights into adapter <paramref name="adapterName"/> (the one loader: from_pretrained, load_adapter, Trainer resume).</summary>
+    internal void LoadAdapterWeights(string adapterName, string adapterDirectory)
     {
         var path = Path.Combine(adapterDirectory, WeightsFileName);
         var pickled = Path.Combine(adapterDirectory, PickledWeightsFileName);
