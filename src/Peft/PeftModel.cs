@@ -62,7 +62,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     internal static PeftModel Create(PreTrainedModel model, PeftRegistry registry, PeftConfig config, string adapterName = DefaultAdapterName)
     {
         foreach (var parameter in model.parameters()) parameter.requires_grad = false;
-        config = WithClassifierHeads(config);
+        config = WithTaskHeads(config);
         var target = new AdapterTarget(model, model.Architecture ?? registry.Architecture(model.Config.ModelType));
         var adapter = registry.Method(config.PeftType).Attach(target, config, adapterName);
         adapter.MarkTrainable();
@@ -71,18 +71,13 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>
-    /// Classification heads start untrained, so the reference always trains them in full: for
-    /// SEQ_CLS and TOKEN_CLS it adds "classifier" and "score" to modules_to_save.
+    /// Task heads start untrained, so the reference always trains them in full: it adds the task's
+    /// <see cref="TaskType.HeadModulesToSave"/> to a tuner's modules_to_save.
     /// </summary>
-    private static PeftConfig WithClassifierHeads(PeftConfig config)
-    {
-        if (config is not TunerConfig tuner || (config.TaskType != TaskType.SequenceClassification && config.TaskType != TaskType.TokenClassification))
-        {
-            return config;
-        }
-        string[] heads = ["classifier", "score"];
-        return tuner with { ModulesToSave = [.. (tuner.ModulesToSave ?? []).Concat(heads).Distinct()] };
-    }
+    private static PeftConfig WithTaskHeads(PeftConfig config) =>
+        config is TunerConfig { TaskType: { } task } tuner && task.HeadModulesToSave.Count > 0
+            ? tuner with { ModulesToSave = [.. (tuner.ModulesToSave ?? []).Concat(task.HeadModulesToSave).Distinct()] }
+            : config;
 
     /// <summary>Attaches the adapter saved in <paramref name="adapterDirectory"/> (from_pretrained).</summary>
     /// <param name="model">The base model.</param>

@@ -29,12 +29,6 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
     /// <exception cref="PeftConfigException">The config cannot be used with this model.</exception>
     protected abstract PromptEncoder CreateEncoder(TConfig config, PreTrainedModel model);
 
-    /// <summary>Head modules trained in full for a task, as the reference's PeftModelFor* classes add them.</summary>
-    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType task) =>
-        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
-        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
-        : [];
-
     /// <inheritdoc />
     public PeftConfig ParseConfig(JsonElement json, string source)
     {
@@ -65,7 +59,7 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
             throw new PeftConfigException($"task_type {task} does not match the model, which was built for {model.Task}.");
         }
 
-        var extraModules = TaskModulesToSave(task);
+        var extraModules = task.HeadModulesToSave;
         var modulesToSave = typed.ModulesToSave is null && extraModules.Count == 0
             ? null
             : (typed.ModulesToSave ?? []).Concat(extraModules.Except(typed.ModulesToSave ?? [])).ToList();

@@ -101,15 +101,6 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <param name="targets">Every slot that will get a layer: its full dotted name and its base layer's shape.</param>
     protected virtual TConfig BeforeInjection(AdapterTarget target, TConfig config, string adapterName, IReadOnlyList<(string Path, LayerShape Shape)> targets) => config;
 
-    /// <summary>
-    /// Head modules the reference adds to modules_to_save for a task (its PeftModelForSequenceClassification
-    /// and kin): a model has one of them, so these names may match nothing.
-    /// </summary>
-    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType? task) =>
-        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
-        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
-        : [];
-
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
     {
@@ -206,7 +197,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     private void CheckModulesToSave(TConfig config, AdapterTarget target, List<ModuleSlot> slots,
         List<(string Path, nn.Module Module)> modules)
     {
-        var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
+        var optional = (config.TaskType ?? target.Model.Task).HeadModulesToSave;
         foreach (var name in config.ModulesToSave ?? [])
         {
             if (slots.Any(s => NamesOf(target.Model, s.Path).Any(a => NameMatches(a, name)))) continue;
