@@ -94,6 +94,19 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     {
     }
 
+    /// <summary>
+    /// A bias-free Linear head holding a frozen copy of <paramref name="embeddingWeight"/> (vocab, hidden),
+    /// on its device and in its dtype: what <see cref="UntieOutputEmbeddings"/> puts where a tied head was.
+    /// </summary>
+    protected static TorchSharp.Modules.Linear UntiedHead(Tensor embeddingWeight)
+    {
+        using var noGrad = torch.no_grad();
+        var head = nn.Linear(embeddingWeight.shape[1], embeddingWeight.shape[0], hasBias: false, dtype: embeddingWeight.dtype, device: embeddingWeight.device);
+        head.weight!.copy_(embeddingWeight);
+        head.weight.requires_grad = false;
+        return head;
+    }
+
     /// <summary>The weight of an embedding, looking through adapter layers to the base embedding.</summary>
     protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => embedding switch
     {

@@ -191,10 +191,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         }
         else
         {
-            var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, dtype: weight.dtype, device: weight.device);
-            head.weight!.copy_(weight);
-            head.weight.requires_grad = false;
-            register_module(Facts.LMHeadName, head);
+            register_module(Facts.LMHeadName, UntiedHead(weight));
         }
 
         _tied = false;
