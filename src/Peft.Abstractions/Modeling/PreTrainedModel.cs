@@ -95,6 +95,19 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>
+    /// Registers the bare model under the name heads hold it by (<c>transformer</c>, <c>bert</c>, <c>vit</c>).
+    /// No field may hold it: TorchSharp's RegisterComponents would register a field a second time under the
+    /// field's own name. Read it back with <see cref="Registered{T}"/>.
+    /// </summary>
+    /// <param name="name">The name it is saved under.</param>
+    /// <param name="module">The bare model (typed as an interface by some heads; it must be a module).</param>
+    protected void RegisterBaseModel(string name, object module) =>
+        register_module(name, module as nn.Module ?? throw new ArgumentException($"The base model must be a TorchSharp module, not a {module.GetType().Name}.", nameof(module)));
+
+    /// <summary>The module registered as <paramref name="name"/> (see <see cref="RegisterBaseModel"/>).</summary>
+    protected T Registered<T>(string name) where T : class => (T)(object)_internal_submodules[name];
+
+    /// <summary>
     /// A bias-free Linear head holding a frozen copy of <paramref name="embeddingWeight"/> (vocab, hidden),
     /// on its device and in its dtype: what <see cref="UntieOutputEmbeddings"/> puts where a tied head was.
     /// </summary>

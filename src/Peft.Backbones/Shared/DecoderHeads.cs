@@ -61,18 +61,17 @@ public abstract class DecoderPreTrainedModel : PreTrainedModel
     public DecoderHeadFacts Facts { get; }
 
     /// <summary>The decoder stack.</summary>
-    protected IDecoderStack Stack => (IDecoderStack)_internal_submodules[Facts.StackName];
+    protected IDecoderStack Stack => Registered<IDecoderStack>(Facts.StackName);
 
     /// <summary>
     /// Registers the head's fields, then the stack under <see cref="DecoderHeadFacts.StackName"/>: the
     /// heads come first in the state dict, so that loading a checkpoint into a tied head's shared
     /// weight leaves the embedding's value in it.
     /// </summary>
-    /// <remarks>No field holds the stack: TorchSharp's RegisterComponents would register it a second time under the field's name.</remarks>
     protected void RegisterHeadsThenStack(IDecoderStack stack)
     {
         RegisterComponents();
-        register_module(Facts.StackName, stack as nn.Module ?? throw new ArgumentException("The stack must be a module.", nameof(stack)));
+        RegisterBaseModel(Facts.StackName, stack);
     }
 
     /// <inheritdoc />
