@@ -30,19 +30,7 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
     protected abstract PromptEncoder CreateEncoder(TConfig config, PreTrainedModel model);
 
     /// <inheritdoc />
-    public PeftConfig ParseConfig(JsonElement json, string source)
-    {
-        try
-        {
-            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
-            config.WarnAboutUnknownFields(source);
-            return config;
-        }
-        catch (JsonException e)
-        {
-            throw new PeftConfigException($"{source}: {e.Message}");
-        }
-    }
+    public PeftConfig ParseConfig(JsonElement json, string source) => PeftConfig.Parse<TConfig>(json, source);
 
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)

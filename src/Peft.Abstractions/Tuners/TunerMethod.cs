@@ -34,19 +34,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     public abstract string ParameterPrefix { get; }
 
     /// <inheritdoc />
-    public PeftConfig ParseConfig(JsonElement json, string source)
-    {
-        try
-        {
-            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
-            config.WarnAboutUnknownFields(source);
-            return config;
-        }
-        catch (JsonException e)
-        {
-            throw new PeftConfigException($"{source}: {e.Message}");
-        }
-    }
+    public PeftConfig ParseConfig(JsonElement json, string source) => PeftConfig.Parse<TConfig>(json, source);
 
     /// <summary>
     /// The architecture's default-target tables this method reads, the first one declared wins: its
