@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using Peft.Plugins;
 using Peft.Tests.Checkpoints;
 

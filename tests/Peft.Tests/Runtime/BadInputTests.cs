@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using Peft.Checkpoints;
 using Peft.Methods.Lora;
 using Peft.Plugins;
