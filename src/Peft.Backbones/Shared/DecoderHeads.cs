@@ -17,17 +17,30 @@ public interface IDecoderStack
     Tensor forward(ModelInputs inputs, KeyValueCache? cache);
 }
 
-/// <summary>What the shared decoder heads need to know of an architecture.</summary>
-/// <param name="StackName">The stack's Hugging Face module name (<c>transformer</c>, <c>model</c>, <c>gpt_neox</c>): the base-model prefix.</param>
-/// <param name="LayerCount">Decoder layers (one key/value cache entry each).</param>
-/// <param name="PromptLayout">The prompt-learning layout.</param>
-/// <param name="HeadInputSize">Size of the hidden states the heads read.</param>
-/// <param name="TiedSource">The key of the token embedding's weight, which a tied output head shares.</param>
-/// <param name="ModelName">The architecture's display name, for errors (<c>GPT-2</c>).</param>
-/// <param name="ClassPrefix">The prefix of the reference's head class names (<c>GPT2</c>, <c>Llama</c>).</param>
-public sealed record DecoderHeadFacts(
-    string StackName, int LayerCount, PromptLayout PromptLayout, long HeadInputSize, string TiedSource, string ModelName, string ClassPrefix)
+/// <summary>What the shared decoder heads need to know of an architecture (named, so that no two strings can swap places).</summary>
+public sealed record DecoderHeadFacts
 {
+    /// <summary>The stack's Hugging Face module name (<c>transformer</c>, <c>model</c>, <c>gpt_neox</c>): the base-model prefix.</summary>
+    public required string StackName { get; init; }
+
+    /// <summary>Decoder layers (one key/value cache entry each).</summary>
+    public required int LayerCount { get; init; }
+
+    /// <summary>The prompt-learning layout.</summary>
+    public required PromptLayout PromptLayout { get; init; }
+
+    /// <summary>Size of the hidden states the heads read.</summary>
+    public required long HeadInputSize { get; init; }
+
+    /// <summary>The key of the token embedding's weight, which a tied output head shares.</summary>
+    public required string TiedSource { get; init; }
+
+    /// <summary>The architecture's display name, for errors (<c>GPT-2</c>).</summary>
+    public required string ModelName { get; init; }
+
+    /// <summary>The prefix of the reference's head class names (<c>GPT2</c>, <c>Llama</c>).</summary>
+    public required string ClassPrefix { get; init; }
+
     /// <summary>The language-model head's module name (<c>lm_head</c>; GPT-NeoX: <c>embed_out</c>).</summary>
     public string LMHeadName { get; init; } = "lm_head";
 
