@@ -44,8 +44,15 @@ public sealed partial class BloomArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Bloom.</summary>
     public static DecoderHeadFacts HeadFacts(BloomConfig c) =>
-        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.word_embeddings.weight", "BLOOM", "Bloom")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NLayer,
+            PromptLayout = new(c.NLayer, c.NHead, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "transformer.word_embeddings.weight",
+            ModelName = "BLOOM",
+            ClassPrefix = "Bloom",
             TokenClassifierDropout = c.ClassifierDropout ?? c.HiddenDropout,
         };
 }

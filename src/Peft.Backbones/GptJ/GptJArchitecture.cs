@@ -45,8 +45,15 @@ public sealed partial class GptJArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptJ.</summary>
     public static DecoderHeadFacts HeadFacts(GptJConfig c) =>
-        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd), c.NEmbd, "transformer.wte.weight", "GPT-J", "GPTJ")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NLayer,
+            PromptLayout = new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd),
+            HeadInputSize = c.NEmbd,
+            TiedSource = "transformer.wte.weight",
+            ModelName = "GPT-J",
+            ClassPrefix = "GPTJ",
             LMHeadBias = true,
             LogitsToFloat32 = true,
         };

@@ -74,8 +74,15 @@ public sealed partial class GptNeoArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptNeo.</summary>
     public static DecoderHeadFacts HeadFacts(GptNeoConfig c) =>
-        new("transformer", c.NumLayers, new(c.NumLayers, c.NumHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.wte.weight", "GPT-Neo", "GPTNeo")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NumLayers,
+            PromptLayout = new(c.NumLayers, c.NumHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "transformer.wte.weight",
+            ModelName = "GPT-Neo",
+            ClassPrefix = "GPTNeo",
             TokenClassifierDropout = c.ClassifierDropout,
         };
 }

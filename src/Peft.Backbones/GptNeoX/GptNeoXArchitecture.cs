@@ -44,8 +44,15 @@ public sealed partial class GptNeoXArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptNeoX.</summary>
     public static DecoderHeadFacts HeadFacts(GptNeoXConfig c) =>
-        new("gpt_neox", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "gpt_neox.embed_in.weight", "GPT-NeoX", "GPTNeoX")
+        new()
         {
+            StackName = "gpt_neox",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "gpt_neox.embed_in.weight",
+            ModelName = "GPT-NeoX",
+            ClassPrefix = "GPTNeoX",
             LMHeadName = "embed_out",
             HeadModuleNames = ["embed_out", "lm_head", "score", "classifier"],
             TokenClassifierDropout = c.ClassifierDropout,

@@ -45,8 +45,15 @@ public sealed partial class LlamaArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Llama.</summary>
     public static DecoderHeadFacts HeadFacts(LlamaConfig c) =>
-        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "model.embed_tokens.weight", "Llama", "Llama")
+        new()
         {
+            StackName = "model",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "model.embed_tokens.weight",
+            ModelName = "Llama",
+            ClassPrefix = "Llama",
             TokenClassifierDropout = c.ClassifierDropout ?? 0.1,
         };
 }

@@ -88,7 +88,7 @@ public sealed record LlamaConfig : ModelConfig
 
     /// <summary>The rotary embedding the config asks for.</summary>
     /// <param name="source">The config file, for error messages.</param>
-    /// <exception cref="Plugins.ModelConfigException">An unsupported rope type, or one missing a value.</exception>
+    /// <exception cref="ModelConfigException">An unsupported rope type, or one missing a value.</exception>
     public RopeSettings ResolveRope(string source = "config.json") =>
         RopeSettings.Resolve(RopeParameters, RopeScaling, RopeTheta, PartialRotaryFactor, defaultTheta: 10000.0, defaultPartial: 1.0, source);
 }

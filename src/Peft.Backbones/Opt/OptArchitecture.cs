@@ -50,5 +50,14 @@ public sealed partial class OptArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Opt.</summary>
     public static DecoderHeadFacts HeadFacts(OptConfig c) =>
-        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.WordEmbedProjDim), c.WordEmbedProjDim, "model.decoder.embed_tokens.weight", "OPT", "OPT");
+        new()
+        {
+            StackName = "model",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.WordEmbedProjDim),
+            HeadInputSize = c.WordEmbedProjDim,
+            TiedSource = "model.decoder.embed_tokens.weight",
+            ModelName = "OPT",
+            ClassPrefix = "OPT",
+        };
 }
