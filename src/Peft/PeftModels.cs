@@ -84,7 +84,11 @@ public sealed class PeftModels(PeftRegistry registry)
         ArgumentNullException.ThrowIfNull(options);
         var device = options.ResolveDevice();
         var (architecture, config) = ReadConfig(modelDirectory);
-        if (configure is not null) config = configure(config);
+        if (configure is not null)
+        {
+            config = configure(config);
+            config.Validate(Path.Combine(modelDirectory, "config.json"));
+        }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
