@@ -70,6 +70,7 @@ public sealed class BartForConditionalGeneration : PreTrainedModel
         if (lm_head is not null) return;
         lm_head = UntiedHead(EmbeddingWeight(model.Shared));
         register_module("lm_head", lm_head);
+        OutputEmbeddingsUntied = true;
     }
 
     /// <inheritdoc />

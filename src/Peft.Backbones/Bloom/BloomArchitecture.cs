@@ -22,15 +22,7 @@ public sealed partial class BloomArchitecture : IArchitecture
 
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<BloomConfig>(json, source);
-        if (config.NHead <= 0 || config.HiddenSize % config.NHead != 0)
-        {
-            throw new ModelConfigException($"{source} at key 'n_head': hidden_size {config.HiddenSize} is not divisible by n_head {config.NHead}.");
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<BloomConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -20,17 +20,7 @@ public sealed partial class GptNeoXArchitecture : IArchitecture
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<GptNeoXConfig>(json, source);
-        if (config.HiddenSize % config.NumAttentionHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source}: hidden_size ({config.HiddenSize}) must be divisible by num_attention_heads ({config.NumAttentionHeads}).");
-        }
-        config.ResolveRope(source);
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<GptNeoXConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

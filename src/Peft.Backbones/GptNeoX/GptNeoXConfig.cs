@@ -92,4 +92,17 @@ public sealed record GptNeoXConfig : ModelConfig
     public RopeSettings ResolveRope(string source = "config.json") =>
         RopeSettings.Resolve(RopeParameters, RopeScaling, RopeTheta ?? RotaryEmbBase, PartialRotaryFactor ?? RotaryPct,
             defaultTheta: 10000.0, defaultPartial: 0.25, source);
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (HiddenSize % NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source}: hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}).");
+        }
+        ResolveRope(source);
+    }
 }

@@ -21,17 +21,7 @@ public sealed partial class LlamaArchitecture : IArchitecture
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<LlamaConfig>(json, source);
-        if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source}: num_attention_heads ({config.NumAttentionHeads}) must be a multiple of num_key_value_heads ({config.NumKeyValueHeads}).");
-        }
-        config.ResolveRope(source);
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<LlamaConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

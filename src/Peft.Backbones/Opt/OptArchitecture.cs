@@ -20,24 +20,7 @@ public sealed partial class OptArchitecture : IArchitecture
 
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<OptConfig>(json, source);
-        if (config.NumAttentionHeads <= 0 || config.HiddenSize % config.NumAttentionHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source} at key 'num_attention_heads': hidden_size {config.HiddenSize} is not divisible by num_attention_heads {config.NumAttentionHeads}.");
-        }
-        try
-        {
-            _ = Activations.Get(config.ActivationFunction);
-        }
-        catch (ModelConfigActivationException e)
-        {
-            throw new ModelConfigException($"{source} at key 'activation_function': {e.Message}", e);
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<OptConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

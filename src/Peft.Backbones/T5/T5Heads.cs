@@ -68,6 +68,7 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
         if (lm_head is not null) return;
         lm_head = UntiedHead(EmbeddingWeight(shared));
         register_module("lm_head", lm_head);
+        OutputEmbeddingsUntied = true;
     }
 
     /// <inheritdoc />
