@@ -234,6 +234,18 @@ public class QLoraTests
     }
 
     [Fact]
+    public void SavingAQuantizedModelWholeIsRefusedAndADenseOneSaves()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new ScratchDirectory();
+        var peft = PeftModels.Default.GetPeftModel(Load(Options("nf4", true)), Lora("q_proj"));
+        var error = Assert.Throws<InvalidOperationException>(() => PeftModels.SavePretrained(peft.Model, dir.File("whole"), Llama));
+        Assert.Contains("nf4 layers", error.Message);
+        PeftModels.SavePretrained(peft.MergeAndUnload(ScalarType.Float32), dir.File("dense"), Llama);
+        Assert.Equal(ModelWeights.Load(Llama).Keys.Order(), ModelWeights.Load(dir.File("dense")).Keys.Order());
+    }
+
+    [Fact]
     public void QuantizingOnLoadEqualsQuantizingTheLoadedWeights()
     {
         using var scope = NewDisposeScope();
