@@ -366,23 +366,10 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>
-    /// Trainable and total parameter counts, each shared tensor counted once. A 4-bit weight counts its packed bytes × 2
-    /// (the reference's rule for bitsandbytes' Params4bit), i.e. the weight's own number of values.
+    /// Trainable and total parameter counts, each shared tensor counted once; a 4-bit weight counts as many values as it
+    /// packs (the reference's ×2 rule for bitsandbytes' Params4bit; see <see cref="ParameterCounts.Of"/>).
     /// </summary>
-    public (long Trainable, long All) GetNbTrainableParameters()
-    {
-        long trainable = 0, all = 0;
-        var seen = new HashSet<IntPtr>();
-        var packed = modules().OfType<Quantization.Linear4bit>().Select(l => l.PackedWeight.Handle).ToHashSet();
-        foreach (var parameter in parameters())
-        {
-            if (!seen.Add(parameter.Handle)) continue;
-            var count = packed.Contains(parameter.Handle) ? parameter.numel() * 2 * parameter.ElementSize : parameter.numel();
-            all += count;
-            if (parameter.requires_grad) trainable += count;
-        }
-        return (trainable, all);
-    }
+    public (long Trainable, long All) GetNbTrainableParameters() => ParameterCounts.Of(this);
 
     /// <summary>The reference's line, e.g. <c>trainable params: 1,024 || all params: 32,640 || trainable%: 3.1373</c>.</summary>
     public string TrainableParametersLine()

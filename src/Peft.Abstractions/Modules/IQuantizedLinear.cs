@@ -24,6 +24,12 @@ public interface IQuantizedLinear
     /// <summary>Where the weight is stored.</summary>
     Device Device { get; }
 
+    /// <summary>The registered <c>weight</c> parameter as stored (packed uint8 for 4-bit, int8 for 8-bit).</summary>
+    Tensor StoredWeight { get; }
+
+    /// <summary>How many weight values one element of <see cref="StoredWeight"/> holds: 2 for 4-bit (two per byte), 1 for int8.</summary>
+    int ValuesPerStoredElement { get; }
+
     /// <summary>The layer's bias (not quantized), or null.</summary>
     Tensor? Bias { get; }
 

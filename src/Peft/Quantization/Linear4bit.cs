@@ -50,6 +50,12 @@ public sealed class Linear4bit : QuantizedLinear
     /// <summary>The packed bytes (the <c>weight</c> parameter).</summary>
     public Parameter PackedWeight => _weight;
 
+    /// <inheritdoc />
+    public override Tensor StoredWeight => _weight;
+
+    /// <inheritdoc />
+    public override int ValuesPerStoredElement => 2;
+
     /// <summary>The quantization state (absmax, code, nested state).</summary>
     /// <exception cref="InvalidOperationException">The layer was never filled.</exception>
     public QuantState4Bit State => _state ?? throw new InvalidOperationException("This Linear4bit holds no weight yet.");

@@ -36,6 +36,12 @@ public sealed class Linear8bit : QuantizedLinear
     /// <summary>The int8 codes (the <c>weight</c> parameter, bitsandbytes' <c>CB</c>).</summary>
     public Parameter CB => _weight;
 
+    /// <inheritdoc />
+    public override Tensor StoredWeight => _weight;
+
+    /// <inheritdoc />
+    public override int ValuesPerStoredElement => 1;
+
     /// <summary>The float32 absmax of each output row.</summary>
     /// <exception cref="InvalidOperationException">The layer was never filled.</exception>
     public Tensor SCB => _scb ?? throw new InvalidOperationException("This Linear8bit holds no weight yet.");

@@ -45,6 +45,12 @@ public abstract class QuantizedLinear : nn.Module<Tensor, Tensor>, IQuantizedLin
     /// <inheritdoc />
     public Tensor? Bias => bias;
 
+    /// <inheritdoc />
+    public abstract Tensor StoredWeight { get; }
+
+    /// <inheritdoc />
+    public abstract int ValuesPerStoredElement { get; }
+
     /// <summary>Bytes the quantized weight and its state occupy (the bias excluded).</summary>
     public abstract long QuantizedBytes { get; }
 
