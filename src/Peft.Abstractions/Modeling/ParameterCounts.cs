@@ -15,8 +15,9 @@ public static class ParameterCounts
         ArgumentNullException.ThrowIfNull(module);
         long trainable = 0, all = 0;
         var seen = new HashSet<IntPtr>();
-        var packed = module.modules().OfType<IQuantizedLinear>().Where(q => q.ValuesPerStoredElement != 1)
-            .ToDictionary(q => q.StoredWeight.Handle, q => q.ValuesPerStoredElement);
+        // A module reachable by two paths is listed twice.
+        var packed = new Dictionary<IntPtr, int>();
+        foreach (var q in module.modules().OfType<IQuantizedLinear>()) packed.TryAdd(q.StoredWeight.Handle, q.ValuesPerStoredElement);
         foreach (var parameter in module.parameters())
         {
             if (!seen.Add(parameter.Handle)) continue;
