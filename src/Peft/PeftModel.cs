@@ -262,6 +262,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <inheritdoc />
     public override ModelOutputs forward(ModelInputs inputs)
     {
+        // Inside Forward/Generate with per-row adapters (PeftModel.Routing.cs) the active adapter plays no part.
+        if (AdapterRouting.Current is { } routing && routing.IsFor(this)) return RoutedForward(routing, inputs);
         var adapter = ActiveAdapter;
         return adapter.CompleteOutputs(Model.forward(adapter.Disabled ? inputs : adapter.PrepareInputs(inputs)));
     }
