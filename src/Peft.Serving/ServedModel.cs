@@ -12,11 +12,12 @@ namespace Peft.Serving;
 /// </summary>
 public sealed class ServedModel : IAsyncDisposable
 {
-    private ServedModel(PeftServerOptions options, AdapterResidency residency, TextGeneration text, ServingMetrics metrics, string baseModelId, IReadOnlyDictionary<string, string> tasks)
+    private ServedModel(PeftServerOptions options, AdapterResidency residency, TextGeneration? text, SequenceClassifier? classifier, ServingMetrics metrics, string baseModelId, IReadOnlyDictionary<string, string> tasks)
     {
         Options = options;
         Residency = residency;
-        Text = text;
+        Generation = text;
+        Classifier = classifier;
         Metrics = metrics;
         BaseModelId = baseModelId;
         AdapterTasks = tasks;
@@ -28,8 +29,18 @@ public sealed class ServedModel : IAsyncDisposable
     /// <summary>The adapters.</summary>
     public AdapterResidency Residency { get; }
 
+    /// <summary>Text in, text out (language models); null for a classifier.</summary>
+    public TextGeneration? Generation { get; }
+
     /// <summary>Text in, text out.</summary>
-    public TextGeneration Text { get; }
+    /// <exception cref="InvalidRequestException">The served model is a classifier (use /v1/classify).</exception>
+    public TextGeneration Text => Generation ?? throw new InvalidRequestException($"This server serves a {Task} model; use /v1/classify.", "model");
+
+    /// <summary>Classification (SEQ_CLS adapters); null for a language model.</summary>
+    public SequenceClassifier? Classifier { get; }
+
+    /// <summary>The task every served adapter was trained for.</summary>
+    public TaskType Task => Residency.Model.PeftConfig.TaskType ?? TaskType.CausalLM;
 
     /// <summary>The counters.</summary>
     public ServingMetrics Metrics { get; }
@@ -61,7 +72,19 @@ public sealed class ServedModel : IAsyncDisposable
         adapters.Remove(firstName);
         var firstConfig = PeftModel.ReadAdapterConfig(models.Registry, firstDirectory);
         var task = firstConfig.TaskType ?? TaskType.CausalLM;
-        var peft = models.FromPretrained(models.LoadPretrained(options.ModelDirectory, task), firstDirectory, firstName);
+        var classifies = task == TaskType.SequenceClassification;
+        if (!classifies && task != TaskType.CausalLM && task != TaskType.Seq2SeqLM)
+        {
+            throw new ArgumentException($"--adapter {firstName}: task_type {task} is not served (CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS).");
+        }
+        var labels = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        if (classifies && SequenceClassifier.ReadLabels(firstDirectory) is { } firstLabels) labels[firstName] = firstLabels;
+        var model = models.LoadPretrained(options.ModelDirectory, task, c => !labels.TryGetValue(firstName, out var names) ? c : c with
+        {
+            NumLabelsValue = names.Count,
+            Id2Label = names.Select((n, i) => (n, i)).ToDictionary(p => p.i.ToString(System.Globalization.CultureInfo.InvariantCulture), p => p.n),
+        });
+        var peft = models.FromPretrained(model, firstDirectory, firstName);
         var residency = new AdapterResidency(peft, options.MaxResidentAdapters);
         var tasks = new Dictionary<string, string>(StringComparer.Ordinal) { [firstName] = task.ToString() };
         foreach (var (name, directory) in adapters)
@@ -71,16 +94,27 @@ public sealed class ServedModel : IAsyncDisposable
             {
                 throw new ArgumentException($"--adapter {name}: its task_type {config.TaskType} differs from the first adapter's ({task}); one server serves one task.");
             }
+            if (classifies && SequenceClassifier.ReadLabels(directory) is { } names)
+            {
+                if (names.Count != model.Config.NumLabels) throw new ArgumentException($"--adapter {name}: {names.Count} labels, but the model's head has {model.Config.NumLabels}.");
+                labels[name] = names;
+            }
             residency.Register(name, directory);
             tasks[name] = task.ToString();
         }
         var tokenizer = PretrainedTokenizer.FromDirectory(options.ModelDirectory);
-        var template = options.ChatTemplate is { } family ? ChatTemplate.For(family, "", "") : TryTemplate(options.ModelDirectory, loggers);
         var metrics = new ServingMetrics();
         metrics.Observe(new AdapterResidencyView(() => residency.Resident.Count, () => residency.ResidentBytes));
+        var baseId = options.BaseModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ModelDirectory)));
+        if (classifies)
+        {
+            var classifier = new SequenceClassifier(residency, tokenizer, labels, options.Limits.MaxPromptTokens);
+            return new ServedModel(options, residency, null, classifier, metrics, baseId, tasks);
+        }
+        var template = options.ChatTemplate is { } family ? ChatTemplate.For(family, "", "") : TryTemplate(options.ModelDirectory, loggers);
         var scheduler = new GenerationScheduler(residency, options.Scheduler, metrics, loggers?.CreateLogger<GenerationScheduler>());
         var text = new TextGeneration(scheduler, tokenizer, template, options.Limits);
-        return new ServedModel(options, residency, text, metrics, options.BaseModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ModelDirectory))), tasks);
+        return new ServedModel(options, residency, text, null, metrics, baseId, tasks);
     }
 
     private static ChatTemplate? TryTemplate(string directory, ILoggerFactory? loggers)
@@ -99,7 +133,7 @@ public sealed class ServedModel : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        await Text.Scheduler.DisposeAsync().ConfigureAwait(false);
+        if (Generation is not null) await Generation.Scheduler.DisposeAsync().ConfigureAwait(false);
         Metrics.Dispose();
     }
 }

@@ -39,6 +39,7 @@ public static class OpenAiEndpoints
         });
         app.MapPost("/v1/completions", (HttpContext context, ServedModel served) => HandleAsync(context, served, chat: false));
         app.MapPost("/v1/chat/completions", (HttpContext context, ServedModel served) => HandleAsync(context, served, chat: true));
+        app.MapPost("/v1/classify", ClassifyAsync);
         return app;
     }
 
@@ -92,6 +93,52 @@ public static class OpenAiEndpoints
         {
             logger.LogInformation("Client went away; its request was cancelled.");
             return Results.Empty;
+        }
+    }
+
+    /// <summary><c>{"model", "input": text or [texts]}</c> → one entry per text: label, score, and every label's probability.</summary>
+    private static async Task<IResult> ClassifyAsync(HttpContext context, ServedModel served)
+    {
+        try
+        {
+            var body = await ReadBodyAsync(context, served.Options.MaxRequestBodyBytes, context.RequestAborted);
+            var model = body["model"]?.GetValue<string>() ?? throw new InvalidRequestException("model is required.", "model");
+            if (Authorize(context, served, model) is { } refused) return refused;
+            if (served.Classifier is not { } classifier) return Error(400, $"This server serves a {served.Task} model; /v1/classify needs SEQ_CLS adapters.", "invalid_request_error", "model");
+            var adapter = served.AdapterOf(model);
+            if (!served.Residency.IsKnown(adapter)) return Error(404, $"The model '{model}' does not exist.", "invalid_request_error", "model", "model_not_found");
+            IReadOnlyList<string> texts = body["input"] switch
+            {
+                JsonArray array => [.. array.Select(t => t!.GetValue<string>())],
+                JsonValue single => [single.GetValue<string>()],
+                _ => throw new InvalidRequestException("input is required (a string or a list of strings).", "input"),
+            };
+            if (texts.Count > served.Options.Scheduler.MaxBatchSize * 8) throw new InvalidRequestException($"At most {served.Options.Scheduler.MaxBatchSize * 8} texts per request.", "input");
+            var results = await classifier.ClassifyAsync(adapter, texts, context.RequestAborted);
+            return Results.Json(new JsonObject
+            {
+                ["object"] = "list",
+                ["model"] = model,
+                ["data"] = new JsonArray([.. results.Select((r, i) => (JsonNode)new JsonObject
+                {
+                    ["index"] = i,
+                    ["label"] = r.Label,
+                    ["score"] = r.Score,
+                    ["scores"] = new JsonObject([.. r.Scores.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)JsonValue.Create(s.Value)))]),
+                })]),
+            });
+        }
+        catch (InvalidRequestException e)
+        {
+            return Error(400, e.Message, "invalid_request_error", e.Param);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            return Error(400, $"The request body is not valid: {e.Message}", "invalid_request_error", null);
+        }
+        catch (AdapterCapacityException e)
+        {
+            return Error(503, e.Message, "server_busy", null);
         }
     }
 
