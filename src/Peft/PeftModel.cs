@@ -144,6 +144,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public void AddAdapter(string adapterName, PeftConfig config)
     {
         if (_adapters.ContainsKey(adapterName)) throw new ArgumentException($"An adapter named '{adapterName}' already exists.", nameof(adapterName));
+        // As Create (and the reference's PeftModelForSequenceClassification.add_adapter): each adapter trains its own head.
+        config = WithClassifierHeads(config);
         var adapter = _registry.Method(config.PeftType).Attach(new AdapterTarget(Model, Architecture), config, adapterName);
         if ((adapter.OwnedModule is null) != (ActiveAdapter.OwnedModule is null))
         {
