@@ -18,7 +18,7 @@ public sealed partial class MergeCommand(IOptions<MergeOptions> options, PeftMod
         var modelDirectory = CommandChecks.ExistingDirectory(settings.Model, "--model");
         var adapter = CommandChecks.ExistingDirectory(settings.Adapter, "--adapter");
         var output = settings.Output ?? throw new CommandLineException("--output <directory> is required.");
-        var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
+        var config = models.ReadAdapterConfig(adapter);
         if (config is PromptLearningConfig)
         {
             // Virtual tokens and prefixes are inputs, not weight updates: there is nothing to fold in.

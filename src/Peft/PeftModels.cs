@@ -84,11 +84,16 @@ public sealed class PeftModels(PeftRegistry registry)
         ArgumentNullException.ThrowIfNull(options);
         var device = options.ResolveDevice();
         var (architecture, config) = ReadConfig(modelDirectory);
-        if (configure is not null) config = configure(config);
+        if (configure is not null)
+        {
+            config = configure(config);
+            config.Validate(Path.Combine(modelDirectory, "config.json"));
+        }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
+        model.Architecture = architecture;
         try
         {
             CheckpointLoader.Load(model, checkpoint, dtype, device);
@@ -147,7 +152,15 @@ public sealed class PeftModels(PeftRegistry registry)
     public PeftModel GetPeftModel(PreTrainedModel model, PeftConfig config, string adapterName = PeftModel.DefaultAdapterName) =>
         PeftModel.Create(model, registry, config, adapterName);
 
-    /// <summary>Wraps <paramref name="model"/> with the adapter saved in <paramref name="adapterDirectory"/>.</summary>
+    /// <summary>Wraps <paramref name="model"/> with the adapter saved in <paramref name="adapterDirectory"/> (the reference's PeftModel.from_pretrained).</summary>
+    /// <param name="model">The base model.</param>
+    /// <param name="adapterDirectory">A directory with adapter_config.json and adapter_model.safetensors.</param>
+    /// <param name="adapterName">The name to give the adapter.</param>
+    /// <param name="isTrainable">False (inference) leaves every parameter frozen.</param>
     public PeftModel FromPretrained(PreTrainedModel model, string adapterDirectory, string adapterName = PeftModel.DefaultAdapterName, bool isTrainable = false) =>
         PeftModel.FromPretrained(model, registry, adapterDirectory, adapterName, isTrainable);
+
+    /// <summary>Reads <c>adapter_config.json</c> in <paramref name="adapterDirectory"/> through the method plugin its peft_type names.</summary>
+    /// <exception cref="PeftConfigException">The file is missing, unreadable or names an unknown method.</exception>
+    public PeftConfig ReadAdapterConfig(string adapterDirectory) => PeftModel.ReadAdapterConfig(registry, adapterDirectory);
 }
