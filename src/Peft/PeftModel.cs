@@ -142,7 +142,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     {
         if (_adapters.ContainsKey(adapterName)) throw new ArgumentException($"An adapter named '{adapterName}' already exists.", nameof(adapterName));
         // As Create (and the reference's PeftModelForSequenceClassification.add_adapter): each adapter trains its own head.
-        config = WithClassifierHeads(config);
+        config = WithTaskHeads(config);
         var adapter = _registry.Method(config.PeftType).Attach(new AdapterTarget(Model, Architecture), config, adapterName);
         if ((adapter.OwnedModule is null) != (ActiveAdapter.OwnedModule is null))
         {
