@@ -70,7 +70,7 @@ public sealed class ServedModel : IAsyncDisposable
         }
         var (firstName, firstDirectory) = options.FirstAdapter ?? (adapters.Count > 0 ? (adapters.Keys.First(), adapters.Values.First()) : throw new ArgumentException("--adapter: give at least one adapter (name=DIR) or --adapters-dir."));
         adapters.Remove(firstName);
-        var firstConfig = PeftModel.ReadAdapterConfig(models.Registry, firstDirectory);
+        var firstConfig = models.ReadAdapterConfig(firstDirectory);
         var task = firstConfig.TaskType ?? TaskType.CausalLM;
         var classifies = task == TaskType.SequenceClassification;
         if (!classifies && task != TaskType.CausalLM && task != TaskType.Seq2SeqLM)
@@ -89,7 +89,7 @@ public sealed class ServedModel : IAsyncDisposable
         var tasks = new Dictionary<string, string>(StringComparer.Ordinal) { [firstName] = task.ToString() };
         foreach (var (name, directory) in adapters)
         {
-            var config = PeftModel.ReadAdapterConfig(models.Registry, directory);
+            var config = models.ReadAdapterConfig(directory);
             if ((config.TaskType ?? TaskType.CausalLM) != task)
             {
                 throw new ArgumentException($"--adapter {name}: its task_type {config.TaskType} differs from the first adapter's ({task}); one server serves one task.");
