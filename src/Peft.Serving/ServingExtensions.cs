@@ -39,6 +39,8 @@ public static class ServingExtensions
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
         if (logging is not null) logging(builder.Logging);
+        // Kestrel's per-request lines drown the server's own; its warnings and errors stay.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddPeft(peft => peft.AddBuiltInMethods().AddBuiltInBackbones().AddServing(options));
         var app = builder.Build();
         app.MapPeftOpenAi();
