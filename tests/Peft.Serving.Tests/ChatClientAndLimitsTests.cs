@@ -26,6 +26,31 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
         Assert.Throws<NotSupportedException>(() => client.GetResponseAsync("Hi", new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }).GetAwaiter().GetResult());
     }
 
+    [Fact]
+    public async Task Requests_tokens_and_batches_are_counted_on_the_meter()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == ServingMetrics.MeterName) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, value, (_, old) => old + value));
+        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, value, (_, old) => old + value));
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, 1, (_, old) => old + 1));
+        listener.Start();
+
+        var run = await fixture.Served.Text.StartAsync("a1", "Hello", new Sampling(MaxTokens: 3, Temperature: 0));
+        await run.CompleteAsync();
+        listener.RecordObservableInstruments();
+
+        Assert.True(seen.GetValueOrDefault("peft.serving.requests") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.generated_tokens") >= 3);
+        Assert.True(seen.GetValueOrDefault("peft.serving.batch_size") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.queue_time") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.resident_adapters") >= 1);
+    }
+
     [Theory]
     [InlineData(ChatTemplateFamily.ChatMl, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n")]
     [InlineData(ChatTemplateFamily.Llama3, "<s><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")]

@@ -16,6 +16,7 @@ public sealed class ClassifyTests : IAsyncLifetime
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "peft-classify-" + Guid.NewGuid().ToString("N"));
     private Microsoft.AspNetCore.Builder.WebApplication? _app;
+    private Microsoft.AspNetCore.Builder.WebApplication? _keyed;
     private PeftModel? _oracle;
 
     private string ModelDirectory => Path.Combine(_root, "tiny-bert");
@@ -42,6 +43,13 @@ public sealed class ClassifyTests : IAsyncLifetime
         _oracle.LoadAdapter(Path.Combine(adapters, "moods"), "moods");
         _app = ServingExtensions.CreateServer(new PeftServerOptions { ModelDirectory = ModelDirectory, AdaptersDirectory = adapters }, "http://127.0.0.1:0");
         await _app.StartAsync();
+        _keyed = ServingExtensions.CreateServer(new PeftServerOptions
+        {
+            ModelDirectory = ModelDirectory,
+            AdaptersDirectory = adapters,
+            ApiKeys = new Dictionary<string, IReadOnlyList<string>> { ["k-topics"] = ["topics"], ["k-all"] = ["*"] },
+        }, "http://127.0.0.1:0");
+        await _keyed.StartAsync();
     }
 
     private static LoraConfig Lora() => new()
@@ -101,9 +109,32 @@ public sealed class ClassifyTests : IAsyncLifetime
         Assert.Contains("/v1/classify", await generation.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task Api_keys_restrict_which_adapters_a_caller_may_use()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(_keyed!.Urls.First()) };
+        async Task<HttpStatusCode> Classify(string? key, string model)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/classify") { Content = JsonContent.Create(new { model, input = "w5 w6" }) };
+            if (key is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            return (await http.SendAsync(request)).StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await Classify(null, "topics"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Classify("wrong", "topics"));
+        Assert.Equal(HttpStatusCode.OK, await Classify("k-topics", "topics"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Classify("k-topics", "moods"));
+        Assert.Equal(HttpStatusCode.OK, await Classify("k-all", "moods"));
+        using var models = new HttpRequestMessage(HttpMethod.Get, "v1/models");
+        models.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "k-topics");
+        var listed = JsonNode.Parse(await (await http.SendAsync(models)).Content.ReadAsStringAsync())!["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>());
+        Assert.Equal(["topics"], listed);
+    }
+
     public async Task DisposeAsync()
     {
         if (_app is not null) await _app.DisposeAsync();
+        if (_keyed is not null) await _keyed.DisposeAsync();
         Directory.Delete(_root, recursive: true);
     }
 }
