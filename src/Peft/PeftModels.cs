@@ -148,6 +148,39 @@ public sealed class PeftModels(PeftRegistry registry)
         }
     }
 
+    /// <summary>Files of a model directory that travel with its weights (tokenizer, generation settings).</summary>
+    private static readonly string[] CompanionFiles =
+        ["vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as a Hugging Face model directory (transformers' save_pretrained), for
+    /// a model loaded from <paramref name="modelDirectory"/> and changed since (a merged and unloaded adapter):
+    /// its weights as safetensors (sharded above 5 GB), that directory's config.json with
+    /// <c>tie_word_embeddings</c> as the model now is, and its tokenizer and generation files. The folder is
+    /// replaced atomically, so a reader never sees half a model.
+    /// </summary>
+    /// <param name="model">The model to save.</param>
+    /// <param name="outputDirectory">Where to write it.</param>
+    /// <param name="modelDirectory">The directory it was loaded from.</param>
+    public static void SavePretrained(PreTrainedModel model, string outputDirectory, string modelDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(modelDirectory, "config.json")))!.AsObject();
+        // Merging into a tied embedding gave the head its own copy of the weight: the saved model is untied.
+        if (model.OutputEmbeddingsUntied) config["tie_word_embeddings"] = false;
+        var weights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());
+        AtomicDirectory.Write(outputDirectory, staging =>
+        {
+            ModelWeights.Save(staging, weights);
+            File.WriteAllText(Path.Combine(staging, "config.json"), config.ToJsonString(PeftJson.Options));
+            foreach (var name in CompanionFiles)
+            {
+                var source = Path.Combine(modelDirectory, name);
+                if (File.Exists(source)) File.Copy(source, Path.Combine(staging, name), overwrite: true);
+            }
+        });
+    }
+
     /// <summary>Wraps <paramref name="model"/> with a new adapter described by <paramref name="config"/> (the reference's get_peft_model).</summary>
     public PeftModel GetPeftModel(PreTrainedModel model, PeftConfig config, string adapterName = PeftModel.DefaultAdapterName) =>
         PeftModel.Create(model, registry, config, adapterName);

@@ -87,8 +87,15 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public virtual IReadOnlyList<(string Tied, string Source)> TiedWeights => [];
 
     /// <summary>
+    /// True once <see cref="UntieOutputEmbeddings"/> gave a tied head its own weight: a model saved from
+    /// here on says <c>tie_word_embeddings: false</c>.
+    /// </summary>
+    public bool OutputEmbeddingsUntied { get; protected set; }
+
+    /// <summary>
     /// Gives the output head its own copy of a weight it shares with the input embedding, so that
-    /// merging an adapter into the embedding leaves the head as it was. The default does nothing.
+    /// merging an adapter into the embedding leaves the head as it was, and sets
+    /// <see cref="OutputEmbeddingsUntied"/>. The default does nothing.
     /// </summary>
     public virtual void UntieOutputEmbeddings()
     {

@@ -207,6 +207,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         }
 
         _tied = false;
+        OutputEmbeddingsUntied = true;
     }
 
     /// <inheritdoc />
