@@ -25,6 +25,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["minilm-full"] = () => TrainStep(MiniLmShaped, null, batch: 32, length: 48, steps: 8, warm: 2),
     ["gpt2-inference"] = Inference,
     ["tinyllama-load"] = TinyLlamaLoad.Run,
+    ["multi-adapter"] = MultiAdapter.Run,
 };
 var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
 torch.set_num_threads(Environment.ProcessorCount);
