@@ -28,6 +28,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["gpt2-inference"] = Inference,
     ["tinyllama-load"] = TinyLlamaLoad.Run,
     ["tinyllama-qlora"] = TinyLlamaQLora.Run,
+    ["multi-adapter"] = MultiAdapter.Run,
 };
 var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
 torch.set_num_threads(Environment.ProcessorCount);

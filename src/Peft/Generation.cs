@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,7 +33,7 @@ public sealed partial class PeftModel
 /// stops when every row has produced an end-of-sequence id, pads finished rows, and forces
 /// <c>forced_eos_token_id</c> (when config.json sets it) as the last token.
 /// </summary>
-public static class Generation
+public static partial class Generation
 {
     /// <summary>Greedy decoding of <paramref name="model"/> (a base model or a <see cref="PeftModel"/>).</summary>
     /// <param name="model">The model to run.</param>
@@ -59,7 +58,39 @@ public static class Generation
     public static Tensor Generate(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options, bool? encoderDecoder = null)
     {
         options.Validate();
-        var maxNewTokens = options.MaxNewTokens;
+        using var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, [options]);
+        return Run(model, config, inputIds, attentionMask, picker, encoderDecoder);
+    }
+
+    /// <summary>
+    /// Decoding with options per row: each row has its own sampling settings, seed, stop ids, stop strings and
+    /// token limit (a row is padded once it has finished). A row decodes exactly as it would alone with its
+    /// options (greedy rows take the argmax; a seeded row draws from its own generator).
+    /// </summary>
+    /// <param name="model">The model to run.</param>
+    /// <param name="config">Its config (end-of-sequence, padding and start ids).</param>
+    /// <param name="inputIds">Prompt ids (decoder-only, left-padded when lengths differ) or encoder input ids, (batch, seq).</param>
+    /// <param name="attentionMask">Their padding mask, or null for all ones.</param>
+    /// <param name="rowOptions">One options object per row, or a single one for every row.</param>
+    /// <param name="encoderDecoder">As for <see cref="Greedy"/>.</param>
+    /// <param name="observer">Told each step's tokens and asked which rows to stop (streaming, cancelled requests); may be null.</param>
+    /// <returns>The sequences, and for each row its new tokens and why it ended.</returns>
+    public static GeneratedBatch GenerateRows(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask,
+        IReadOnlyList<GenerationOptions> rowOptions, bool? encoderDecoder = null, IGenerationObserver? observer = null)
+    {
+        var batch = inputIds.shape[0];
+        if (rowOptions.Count != 1 && rowOptions.Count != batch)
+        {
+            throw new ArgumentException($"Give one GenerationOptions per row ({batch}) or one for all rows, not {rowOptions.Count}.", nameof(rowOptions));
+        }
+        foreach (var options in rowOptions) options.Validate();
+        using var picker = new TokenPicker(config, batch, inputIds.device, rowOptions.Count == batch && batch > 1 ? rowOptions : [.. Enumerable.Repeat(rowOptions[0], (int)batch)], observer);
+        var sequences = Run(model, config, inputIds, attentionMask, picker, encoderDecoder);
+        return picker.Result(sequences);
+    }
+
+    private static Tensor Run(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, TokenPicker picker, bool? encoderDecoder)
+    {
         var isEncoderDecoder = encoderDecoder ?? model switch
         {
             PeftModel peft => peft.Model.IsEncoderDecoder,
@@ -67,17 +98,16 @@ public static class Generation
             _ => false,
         };
         return isEncoderDecoder
-            ? GreedyEncoderDecoder(model, config, inputIds, attentionMask, options)
-            : GreedyDecoderOnly(model, config, inputIds, attentionMask, options);
+            ? GreedyEncoderDecoder(model, config, inputIds, attentionMask, picker)
+            : GreedyDecoderOnly(model, inputIds, attentionMask, picker);
     }
 
-    private static Tensor GreedyDecoderOnly(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options)
+    private static Tensor GreedyDecoderOnly(nn.Module<ModelInputs, ModelOutputs> model, Tensor inputIds, Tensor? attentionMask, TokenPicker picker)
     {
-        var maxNewTokens = options.MaxNewTokens;
+        var maxNewTokens = picker.MaxNewTokens;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var mask = attentionMask ?? torch.ones_like(inputIds);
-        var picker = new TokenPicker(config, inputIds.shape[0], inputIds.device, options);
         var sequence = inputIds;
         KeyValueCache? cache = null;
         // Left padding: positions count real tokens only (transformers derives them from the mask).
@@ -119,16 +149,15 @@ public static class Generation
     /// length). Later steps pass that output as <see cref="ModelInputs.EncoderHiddenStates"/> with the decoder
     /// self-attention cache (which starts with any prefix-tuning prefixes) and the cross-attention cache.
     /// </summary>
-    private static Tensor GreedyEncoderDecoder(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, GenerationOptions options)
+    private static Tensor GreedyEncoderDecoder(nn.Module<ModelInputs, ModelOutputs> model, ModelConfig config, Tensor inputIds, Tensor? attentionMask, TokenPicker picker)
     {
-        var maxNewTokens = options.MaxNewTokens;
+        var maxNewTokens = picker.MaxNewTokens;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var batch = inputIds.shape[0];
         var start = config.DecoderStartTokenId ?? config.BosTokenId
             ?? throw new InvalidOperationException("Encoder-decoder generation needs decoder_start_token_id (or bos_token_id) in config.json.");
         var mask = attentionMask ?? torch.ones_like(inputIds);
-        var picker = new TokenPicker(config, batch, inputIds.device, options);
         var sequence = torch.full(batch, 1, start, ScalarType.Int64, inputIds.device);
         KeyValueCache? cache = null, crossCache = null;
         var step = new ModelInputs { InputIds = inputIds, AttentionMask = mask, DecoderInputIds = sequence, UseCache = true };
@@ -176,77 +205,4 @@ public static class Generation
     /// <summary>Left-extends a mask with ones up to <paramref name="length"/> columns (virtual tokens are always attended).</summary>
     private static Tensor PadMaskTo(Tensor mask, long length) =>
         mask.shape[1] >= length ? mask : torch.cat([torch.ones(mask.shape[0], length - mask.shape[1], mask.dtype, mask.device), mask], dim: 1);
-
-    /// <summary>
-    /// The choice per step: argmax (greedy) or a sample after temperature, top-k and top-p (transformers' warpers,
-    /// in that order); forced end-of-sequence at the last step; padding for finished rows; a row finishes on an
-    /// end-of-sequence or stop id, or when its new tokens contain a stop string.
-    /// </summary>
-    private sealed class TokenPicker(ModelConfig config, long batch, Device device, GenerationOptions options)
-    {
-        private readonly IReadOnlyList<long> _eos = [.. options.EosTokenIds ?? config.EosTokenIds, .. options.StopTokenIds];
-        private readonly long _pad = config.PadTokenId ?? ((options.EosTokenIds ?? config.EosTokenIds) is { Count: > 0 } eos ? eos[0] : 0);
-        private readonly long? _forcedEos = ForcedEosTokenId(config);
-        private readonly Generator? _generator = options.DoSample && options.Seed is { } seed ? new Generator(unchecked((ulong)seed), device) : null;
-        private Tensor _finished = torch.zeros(batch, ScalarType.Bool, device);
-
-        public bool AllFinished => _finished.all().item<bool>();
-
-        /// <summary>The next token of every row from the last position's logits (batch, vocab).</summary>
-        public Tensor Next(Tensor logits, int stepIndex)
-        {
-            var next = _forcedEos is { } forced && stepIndex == options.MaxNewTokens - 1
-                ? torch.full(batch, forced, ScalarType.Int64, logits.device)
-                : options.DoSample ? Sample(logits) : logits.argmax(-1);
-            next = torch.where(_finished, torch.full_like(next, _pad), next);
-            foreach (var id in _eos) _finished = _finished.logical_or(next.eq(id));
-            return next;
-        }
-
-        /// <summary>Marks rows whose new tokens (batch, new) decode to text containing a stop string.</summary>
-        public void CheckStopStrings(Tensor generated)
-        {
-            if (options.StopStrings.Count == 0) return;
-            var finished = _finished.cpu().data<bool>().ToArray();
-            var changed = false;
-            for (int row = 0; row < finished.Length; row++)
-            {
-                if (finished[row]) continue;
-                var ids = generated[row].cpu().data<long>().ToArray().Select(i => checked((int)i)).ToList();
-                var text = options.Decode!(ids);
-                if (options.StopStrings.Any(stop => text.Contains(stop, StringComparison.Ordinal))) (finished[row], changed) = (true, true);
-            }
-            if (changed) _finished = torch.tensor(finished, device: _finished.device);
-        }
-
-        private Tensor Sample(Tensor logits)
-        {
-            var scores = logits.to(ScalarType.Float32);
-            if (options.Temperature != 1.0) scores = scores / options.Temperature;
-            if (options.TopK > 0 && options.TopK < scores.shape[^1])
-            {
-                var kth = scores.topk(options.TopK, dim: -1).values[.., ^1..];
-                scores = scores.masked_fill(scores.lt(kth), double.NegativeInfinity);
-            }
-            if (options.TopP < 1.0)
-            {
-                // transformers' TopPLogitsWarper: sort ascending, drop the tokens whose cumulative probability stays ≤ 1 − p, never the most likely one.
-                var (sorted, indices) = scores.sort(dim: -1, descending: false);
-                var cumulative = sorted.softmax(-1).cumsum(-1);
-                var remove = cumulative.le(1 - options.TopP);
-                remove[.., ^1] = torch.tensor(false);
-                scores = scores.masked_fill(remove.scatter(-1, indices, remove), double.NegativeInfinity);
-            }
-            return torch.multinomial(scores.softmax(-1), 1, generator: _generator).squeeze(-1);
-        }
-
-        /// <summary>
-        /// <c>forced_eos_token_id</c> from config.json (BART and kin), which transformers' generation turns into a
-        /// processor forcing that id when the sequence reaches its maximum length.
-        /// </summary>
-        private static long? ForcedEosTokenId(ModelConfig config) =>
-            config.ExtensionData?.TryGetValue("forced_eos_token_id", out var value) == true && value.ValueKind == JsonValueKind.Number
-                ? value.GetInt64()
-                : null;
-    }
 }

@@ -141,6 +141,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public void AddAdapter(string adapterName, PeftConfig config)
     {
         if (_adapters.ContainsKey(adapterName)) throw new ArgumentException($"An adapter named '{adapterName}' already exists.", nameof(adapterName));
+        // As Create (and the reference's PeftModelForSequenceClassification.add_adapter): each adapter trains its own head.
+        config = WithTaskHeads(config);
         var adapter = _registry.Method(config.PeftType).Attach(new AdapterTarget(Model, Architecture), config, adapterName);
         if ((adapter.OwnedModule is null) != (ActiveAdapter.OwnedModule is null))
         {
@@ -238,6 +240,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <inheritdoc />
     public override ModelOutputs forward(ModelInputs inputs)
     {
+        // Inside Forward/Generate with per-row adapters (PeftModel.Routing.cs) the active adapter plays no part.
+        if (AdapterRouting.Current is { } routing && routing.IsFor(this)) return RoutedForward(routing, inputs);
         var adapter = ActiveAdapter;
         return adapter.CompleteOutputs(Model.forward(adapter.Disabled ? inputs : adapter.PrepareInputs(inputs)));
     }

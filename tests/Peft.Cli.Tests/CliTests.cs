@@ -20,7 +20,7 @@ public sealed class CliTests
         Assert.Contains("fail|skip", finetune.Output);
 
         var root = await CliRun.Of("--help");
-        foreach (var command in new[] { "finetune", "evaluate", "predict", "generate", "merge", "inspect" }) Assert.Contains(command, root.Output);
+        foreach (var command in new[] { "finetune", "evaluate", "predict", "generate", "merge", "inspect", "serve" }) Assert.Contains(command, root.Output);
     }
 
     [Fact]
@@ -59,6 +59,17 @@ public sealed class CliTests
     {
         var run = await CliRun.Of("inspect", "--adapter", "/no/such/adapter");
         Assert.Contains("--adapter", run.AssertUserError());
+    }
+
+    [Fact]
+    public async Task ServeRefusesBadAdaptersAndValuesByName()
+    {
+        var notPair = await CliRun.Of("serve", "--model", Gpt2, "--adapter", "just-a-dir");
+        Assert.Contains("name=DIR", notPair.AssertUserError());
+        var missing = await CliRun.Of("serve", "--model", Gpt2, "--adapter", "x=/no/such/adapter");
+        Assert.Contains("--adapter", missing.AssertUserError());
+        var family = await CliRun.Of("serve", "--model", Gpt2, "--adapter", "x=" + TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter"), "--chat-template", "jinja");
+        Assert.Contains("--chat-template", family.AssertUserError());
     }
 
     [Fact]

@@ -42,11 +42,34 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     /// The module forward() runs now: the active adapter's copy, or the original. A model whose head
     /// takes other inputs than one tensor (SegFormer's decode head) calls it through this.
     /// </summary>
-    public nn.Module<Tensor, Tensor> Current =>
-        !Disabled && ActiveAdapter is { } name && modules_to_save.TryGetValue(name, out var copy) ? copy : original_module;
+    /// <exception cref="NotSupportedException">The call routes rows to adapters with different copies (see <see cref="AdapterRouting"/>).</exception>
+    public nn.Module<Tensor, Tensor> Current
+    {
+        get
+        {
+            if (AdapterRouting.Current is { } routing)
+            {
+                var modules = routing.Groups.Select(g => For(g.Adapter)).Distinct().ToList();
+                return modules.Count == 1 ? modules[0] : throw new NotSupportedException(
+                    "This model calls its modules_to_save copy in a way that cannot mix adapters per row; send one adapter per call.");
+            }
+            return !Disabled && ActiveAdapter is { } name && modules_to_save.TryGetValue(name, out var copy) ? copy : original_module;
+        }
+    }
+
+    /// <summary>The copy of <paramref name="adapterName"/>, or the original when it has none (or is the base model).</summary>
+    private nn.Module<Tensor, Tensor> For(string adapterName) =>
+        modules_to_save.TryGetValue(adapterName, out var copy) ? copy : original_module;
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor input) => Current.call(input);
+    /// <remarks>Under an <see cref="AdapterRouting"/> each adapter's rows go through its own copy (the reference's mixed batch).</remarks>
+    public override Tensor forward(Tensor input)
+    {
+        if (AdapterRouting.Current is not { } routing) return Current.call(input);
+        if (routing.Groups.All(g => !modules_to_save.ContainsKey(g.Adapter))) return original_module.call(input);
+        routing.CheckRows(input, $"modules_to_save over {original_module.GetType().Name}");
+        return RowRouting.MapGroups(routing, input, (group, rows) => For(group.Adapter).call(rows));
+    }
 }
 
 /// <summary>What tuner and prompt-learning adapters do alike with their modules_to_save copies.</summary>

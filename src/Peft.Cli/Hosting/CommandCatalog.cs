@@ -37,6 +37,7 @@ public static class CommandCatalog
         new("predict", "Classify new text with a trained classifier adapter: the label and its probability per text.", typeof(PredictOptions)),
         new("generate", "Generate with a causal or seq2seq LM (plus adapter) from a prompt.", typeof(GenerateOptions)),
         new("merge", "Fold an adapter into the base weights and write a full model directory.", typeof(MergeOptions)),
+        new("serve", "Serve a base model and many adapters over HTTP, OpenAI-compatible (/v1/completions, /v1/chat/completions, /v1/models; /v1/classify for classifier adapters); with no options, the default job's MiniLM classifier.", typeof(ServeOptions)),
         new("inspect", "An adapter's config, tensor keys, shapes and sizes (with --model, the trainable-parameter line).", typeof(InspectOptions)),
     ];
 

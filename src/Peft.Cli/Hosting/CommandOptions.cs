@@ -175,3 +175,51 @@ public sealed class InspectOptions : IQuantizeOptions
     [Description("The task (CAUSAL_LM, SEQ_CLS, ...) [default: the adapter's task_type]")]
     public string? Task { get; set; }
 }
+
+/// <summary>Options of <c>peft serve</c> (section <c>Peft:Serve</c>).</summary>
+public sealed class ServeOptions
+{
+    /// <summary>The base model directory.</summary>
+    [Description("The base model directory; default: the default job's all-MiniLM-L6-v2.")]
+    public string? Model { get; set; }
+
+    /// <summary>Adapters as name=DIR (repeatable); the first stays loaded.</summary>
+    [Description("An adapter as name=DIR (repeatable; the first stays loaded, the others load on first use); default: default=peft-output/lora-adapter.")]
+    public string[]? Adapter { get; set; }
+
+    /// <summary>A directory whose sub-directories are adapters named after them.</summary>
+    [Description("A directory whose sub-directories with adapter_config.json are adapters, named after them.")]
+    public string? AdaptersDir { get; set; }
+
+    /// <summary>The address to listen on.</summary>
+    [Description("The address to listen on (http://host:port).")]
+    public string Urls { get; set; } = "http://127.0.0.1:8000";
+
+    /// <summary>Rows per decoding batch.</summary>
+    [Description("Requests decoded together at most (of any adapters).")]
+    public int MaxBatchSize { get; set; } = 8;
+
+    /// <summary>Waiting requests at most.</summary>
+    [Description("Requests waiting at most; more get 429.")]
+    public int MaxQueue { get; set; } = 64;
+
+    /// <summary>Adapters loaded at once.</summary>
+    [Description("Adapters loaded at once at most (least recently used unloaded first).")]
+    public int MaxResidentAdapters { get; set; } = 8;
+
+    /// <summary>Prompt tokens at most.</summary>
+    [Description("Prompt tokens per request at most (classify: tokens per text).")]
+    public int MaxPromptTokens { get; set; } = 2048;
+
+    /// <summary>New tokens a request may ask for.</summary>
+    [Description("New tokens a request may ask for at most.")]
+    public int MaxNewTokens { get; set; } = 512;
+
+    /// <summary>API keys as KEY or KEY=adapter,adapter.</summary>
+    [Description("An API key, as KEY (all adapters) or KEY=name,name (repeatable); with keys, requests need Authorization: Bearer KEY.")]
+    public string[]? ApiKey { get; set; }
+
+    /// <summary>A chat template family when the model's own is missing or not recognised.</summary>
+    [Description("A chat template family when tokenizer_config.json has none or an unrecognised one: chatml, llama3, llama2, zephyr, gemma.")]
+    public string? ChatTemplate { get; set; }
+}

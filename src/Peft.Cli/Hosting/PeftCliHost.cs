@@ -52,6 +52,7 @@ public static class PeftCliHost
         builder.Services.AddOptions<GenerateOptions>().BindConfiguration(CommandCatalog.Get("generate").Section);
         builder.Services.AddOptions<MergeOptions>().BindConfiguration(CommandCatalog.Get("merge").Section);
         builder.Services.AddOptions<InspectOptions>().BindConfiguration(CommandCatalog.Get("inspect").Section);
+        builder.Services.AddOptions<ServeOptions>().BindConfiguration(CommandCatalog.Get("serve").Section);
 
         builder.Services.AddKeyedSingleton<ICliCommand, FinetuneCommand>("finetune");
         builder.Services.AddKeyedSingleton<ICliCommand, EvaluateCommand>("evaluate");
@@ -59,6 +60,7 @@ public static class PeftCliHost
         builder.Services.AddKeyedSingleton<ICliCommand, GenerateCommand>("generate");
         builder.Services.AddKeyedSingleton<ICliCommand, MergeCommand>("merge");
         builder.Services.AddKeyedSingleton<ICliCommand, InspectCommand>("inspect");
+        builder.Services.AddKeyedSingleton<ICliCommand, ServeCommand>("serve");
         return builder.Build();
     }
 }

@@ -11,7 +11,7 @@ namespace Peft.Methods.IA3;
 /// (vector (1, in_features)), otherwise its output (vector (out_features, 1)). The parameter name
 /// matches the reference: <c>ia3_l.&lt;adapter&gt;</c>.
 /// </summary>
-public sealed class IA3Layer : AdapterLayer
+public sealed class IA3Layer : AdapterLayer, IRowRoutedLayer
 {
     /// <summary>The reference's guard against dividing by zero on unmerge.</summary>
     private const double UnmergeEpsilon = 1e-8;
@@ -52,6 +52,7 @@ public sealed class IA3Layer : AdapterLayer
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
+        if (AdapterRouting.Current is { } routing) return RoutedForward(input, routing);
         if (BaseOnly) return base_layer.call(input);
         using var scope = torch.NewDisposeScope();
         Tensor? scaling = null;
@@ -66,6 +67,32 @@ public sealed class IA3Layer : AdapterLayer
             ? base_layer.call(input * scaling.to(input.dtype))
             : base_layer.call(input) * scaling;
         // A float32 vector over a half-precision layer: the output keeps the base layer's dtype.
+        return result.to(input.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Per-row adapters: IA3 only scales, so one (batch, features) table of per-row vectors (ones for rows
+    /// without this layer's adapter) scales the whole batch in a single base-layer call.
+    /// </summary>
+    private Tensor RoutedForward(Tensor input, AdapterRouting routing)
+    {
+        routing.CheckRows(input, nameof(IA3Layer));
+        if (MergedAdapters.Count > 0) throw new InvalidOperationException(((IRowRoutedLayer)this).RoutingBlocker(MergedAdapters[0]));
+        var groups = routing.Groups.Where(g => _names.Contains(g.Adapter)).ToList();
+        if (groups.Count == 0) return base_layer.call(input);
+        using var scope = torch.NewDisposeScope();
+        var features = IsFeedforward ? Shape.InFeatures : Shape.OutFeatures;
+        var scales = torch.ones(routing.Rows, features, dtype: AdapterDType, device: input.device);
+        foreach (var group in groups)
+        {
+            var vector = ia3_l[group.Adapter].flatten();
+            scales.index_copy_(0, routing.IndexOf(group, input.device), vector.unsqueeze(0).expand(group.Rows.Count, features));
+        }
+        // (batch, 1, ..., features): broadcast over every dimension between the batch and the features.
+        scales = scales.reshape([routing.Rows, .. Enumerable.Repeat(1L, (int)input.dim() - 2), features]);
+        var result = IsFeedforward
+            ? base_layer.call(input * scales.to(input.dtype))
+            : base_layer.call(input) * scales;
         return result.to(input.dtype).MoveToOuterDisposeScope();
     }
 

@@ -10,7 +10,7 @@ namespace Peft.Methods.Lora;
 /// Adds <c>embedding(x, Aᵀ) · Bᵀ · scaling</c> to an embedding's output. Parameter names match the
 /// reference: <c>lora_embedding_A.&lt;adapter&gt;</c> (r, vocab) and <c>lora_embedding_B.&lt;adapter&gt;</c> (dim, r).
 /// </summary>
-public sealed class LoraEmbedding : AdapterLayer
+public sealed class LoraEmbedding : AdapterLayer, IRowRoutedLayer
 {
     private readonly ParameterDict lora_embedding_A = new();
     private readonly ParameterDict lora_embedding_B = new();
@@ -47,6 +47,7 @@ public sealed class LoraEmbedding : AdapterLayer
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
+        if (AdapterRouting.Current is { } routing) return RoutedForward(input, routing);
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
@@ -58,6 +59,25 @@ public sealed class LoraEmbedding : AdapterLayer
             result = result + torch.matmul(afterA, lora_embedding_B[name].T) * _scaling[name];
         }
         // The sum is in the adapter's (wider) dtype; hand the embedding's dtype on, as the reference does.
+        return result.to(dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-row adapters: the embedding is looked up once, each adapter's rows get its update (see LoraLayer.Routing.cs).</summary>
+    private Tensor RoutedForward(Tensor input, AdapterRouting routing)
+    {
+        routing.CheckRows(input, nameof(LoraEmbedding));
+        if (MergedAdapters.Count > 0) throw new InvalidOperationException(((IRowRoutedLayer)this).RoutingBlocker(MergedAdapters[0]));
+        var result = base_layer.call(input);
+        using var scope = torch.NewDisposeScope();
+        var dtype = result.dtype;
+        foreach (var group in routing.Groups)
+        {
+            if (!_scaling.TryGetValue(group.Adapter, out var scaling)) continue;
+            var index = group.Rows.Count == routing.Rows ? null : routing.IndexOf(group, input.device);
+            var afterA = Lookup(lora_embedding_A[group.Adapter].T, index is null ? input : input.index_select(0, index));
+            var update = torch.matmul(afterA, lora_embedding_B[group.Adapter].T);
+            result = index is null ? result + update * scaling : result.to(update.dtype).index_add(0, index, update, scaling);
+        }
         return result.to(dtype).MoveToOuterDisposeScope();
     }
 

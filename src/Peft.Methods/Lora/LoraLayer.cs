@@ -95,6 +95,8 @@ public sealed partial class LoraLayer : AdapterLayer
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
+        // Per-row adapters (LoraLayer.Routing.cs): the call's routing decides, not the active adapters.
+        if (AdapterRouting.Current is { } routing) return RoutedForward(input, routing);
         var result = base_layer.call(input);
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();

@@ -1,0 +1,103 @@
+using Microsoft.Extensions.AI;
+using Peft.Serving.Chat;
+using Peft.Serving.Scheduling;
+
+namespace Peft.Serving.Tests;
+
+/// <summary>The library's own IChatClient, chat templates, cancellation, the bounded queue.</summary>
+public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFixture<ServingFixture>
+{
+    [Fact]
+    public async Task PeftChatClient_answers_in_process_as_the_server_does()
+    {
+        Microsoft.Extensions.AI.IChatClient client = new PeftChatClient(fixture.Served.Text, "a2");
+        var prompt = fixture.Served.Text.RenderChat([new ChatTurn("system", "Be brief."), new ChatTurn("user", "Hi")]);
+        var expected = fixture.Expected("a2", fixture.Served.Text.Tokenizer.Encode(prompt, addSpecialTokens: false), 5);
+
+        var response = await client.GetResponseAsync([new(ChatRole.System, "Be brief."), new(ChatRole.User, "Hi")], new ChatOptions { Temperature = 0, MaxOutputTokens = 5 });
+        var streamed = string.Concat(await client.GetStreamingResponseAsync([new(ChatRole.System, "Be brief."), new(ChatRole.User, "Hi")], new ChatOptions { Temperature = 0, MaxOutputTokens = 5 })
+            .Select(u => u.Text).ToListAsync());
+        var other = await client.GetResponseAsync("Hi", new ChatOptions { Temperature = 0, MaxOutputTokens = 5, ModelId = "a3" });
+
+        Assert.Equal(expected, response.Text);
+        Assert.Equal(expected, streamed);
+        Assert.Equal(5, response.Usage!.OutputTokenCount);
+        Assert.Equal("a3", other.ModelId);
+        Assert.Throws<NotSupportedException>(() => client.GetResponseAsync("Hi", new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }).GetAwaiter().GetResult());
+    }
+
+    [Fact]
+    public async Task Requests_tokens_and_batches_are_counted_on_the_meter()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == ServingMetrics.MeterName) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, value, (_, old) => old + value));
+        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, value, (_, old) => old + value));
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) => seen.AddOrUpdate(instrument.Name, 1, (_, old) => old + 1));
+        listener.Start();
+
+        var run = await fixture.Served.Text.StartAsync("a1", "Hello", new Sampling(MaxTokens: 3, Temperature: 0));
+        await run.CompleteAsync();
+        listener.RecordObservableInstruments();
+
+        Assert.True(seen.GetValueOrDefault("peft.serving.requests") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.generated_tokens") >= 3);
+        Assert.True(seen.GetValueOrDefault("peft.serving.batch_size") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.queue_time") >= 1);
+        Assert.True(seen.GetValueOrDefault("peft.serving.resident_adapters") >= 1);
+    }
+
+    [Theory]
+    [InlineData(ChatTemplateFamily.ChatMl, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n")]
+    [InlineData(ChatTemplateFamily.Llama3, "<s><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")]
+    [InlineData(ChatTemplateFamily.Llama2, "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST]")]
+    [InlineData(ChatTemplateFamily.Zephyr, "<|system|>\nS</s>\n<|user|>\nU</s>\n<|assistant|>\n")]
+    [InlineData(ChatTemplateFamily.Gemma, "<s><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n")]
+    public void Each_template_family_renders_as_its_jinja_does(ChatTemplateFamily family, string expected)
+    {
+        var template = ChatTemplate.For(family, "<s>", "</s>");
+
+        Assert.Equal(expected, template.Render([new ChatTurn("system", "S"), new ChatTurn("user", "U")]));
+    }
+
+    [Fact]
+    public void A_template_of_no_known_family_is_refused_naming_the_families()
+    {
+        var error = Assert.Throws<NotSupportedException>(() => ChatTemplate.Parse("{% for m in messages %}{{ m.content }}{% endfor %}"));
+
+        Assert.Contains("ChatML", error.Message);
+        Assert.Equal(ChatTemplateFamily.ChatMl, ChatTemplate.Parse(ServingFixture.ChatMlTemplate).Family);
+    }
+
+    [Fact]
+    public async Task A_cancelled_request_stops_and_a_full_queue_refuses()
+    {
+        var text = fixture.Served.Text;
+        await using var scheduler = new GenerationScheduler(fixture.Served.Residency, new SchedulerOptions { MaxBatchSize = 1, MaxQueueLength = 1 });
+        var ids = text.Tokenizer.Encode("Once upon a time");
+        using var cancel = new CancellationTokenSource();
+
+        // Request 1 decodes (120 tokens take a while); meanwhile one more waits in the queue's one slot and a third is refused.
+        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", ids, new GenerationOptions { MaxNewTokens = 120 }), cancel.Token);
+        await running.Tokens.WaitToReadAsync();
+        var waiting = await scheduler.SubmitAsync(new GenerationRequest("a2", ids, new GenerationOptions { MaxNewTokens = 2 }));
+        await Assert.ThrowsAsync<QueueFullException>(() => scheduler.SubmitAsync(new GenerationRequest("a3", ids, new GenerationOptions { MaxNewTokens = 2 })));
+        cancel.Cancel();   // the client went away: its row stops at the next step
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.Completion);
+        var streamed = 0;
+        try
+        {
+            await foreach (var _ in running.Tokens.ReadAllAsync()) streamed++;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        Assert.InRange(streamed, 1, 119);
+        Assert.Equal(2, (await waiting.Completion).Tokens.Count);
+    }
+}
