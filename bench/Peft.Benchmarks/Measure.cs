@@ -73,7 +73,10 @@ internal static class Measure
     /// <summary>Runs this executable as <c>--child name</c> and returns the JSON object it prints last.</summary>
     public static Dictionary<string, double> Child(params string[] arguments)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!, ["--child", .. arguments]) { RedirectStandardOutput = true };
+        // Started as `dotnet Peft.Benchmarks.dll`, the process path is the host's: hand it the assembly again.
+        var host = Environment.ProcessPath!;
+        string[] prefix = Path.GetFileNameWithoutExtension(host) == "dotnet" ? [typeof(Measure).Assembly.Location] : [];
+        var start = new ProcessStartInfo(host, [.. prefix, "--child", .. arguments]) { RedirectStandardOutput = true };
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();

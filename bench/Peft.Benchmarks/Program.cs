@@ -9,7 +9,7 @@ using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 
-if (args is ["--child", "train", var shape, var kind]) return TrainSteps.Child(shape, kind);
+if (args is ["--child", "train", var shape, var kind, .. var rest]) return TrainSteps.Child(shape, kind, rest.FirstOrDefault() ?? "Auto");
 if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
 
 var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
@@ -20,6 +20,8 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["gpt2-train"] = () => TrainSteps.Run("gpt2"),
     ["minilm-train"] = () => TrainSteps.Run("minilm"),
     ["adapter-io"] = AdapterIo.Run,
+    ["gpt2-attention"] = () => TrainSteps.Attention("gpt2"),
+    ["minilm-attention"] = () => TrainSteps.Attention("minilm"),
     ["tinyllama-load"] = TinyLlamaLoad.Run,
 };
 // --threads N: libtorch's intra-op threads (default: one per processor). On a machine loaded by other work, one

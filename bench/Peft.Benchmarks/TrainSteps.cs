@@ -31,11 +31,39 @@ internal static class TrainSteps
         };
     }
 
+    /// <summary>
+    /// Issue 10: the LoRA step of <paramref name="shape"/> with the explicit attention and with scaled_dot_product_attention
+    /// (children, alternating), and the forward (prefill) interleaved in this process.
+    /// </summary>
+    public static Dictionary<string, object> Attention(string shape)
+    {
+        var runs = new[] { "Eager", "Sdpa", "Eager", "Sdpa" }.Select(a => (a, Measure.Child("train", shape, "lora", a))).ToList();
+        double Median(string a, string key) => Measure.Median(runs.Where(r => r.a == a).Select(r => r.Item2[key]).ToList());
+        var eager = Shapes.Build(shape, AttentionImplementation.Eager);
+        var fused = Shapes.Build(shape, AttentionImplementation.Sdpa);
+        var inputs = Shapes.Inputs(eager, shape, labels: false);
+        var ms = Measure.Interleaved(1, 5,
+            ("eager", () => { using var _ = torch.no_grad(); eager.call(inputs); }),
+            ("sdpa", () => { using var _ = torch.no_grad(); fused.call(inputs); }));
+        return new()
+        {
+            ["eager_forward_ms"] = ms["eager"],
+            ["sdpa_over_eager_forward"] = ms["sdpa"] / ms["eager"],
+            ["sdpa_over_eager_forward_cpu"] = ms.Cpu["sdpa"] / ms.Cpu["eager"],
+            ["eager_lora_step_ms"] = Median("Eager", "step_ms"),
+            ["sdpa_over_eager_step_time"] = Median("Sdpa", "step_ms") / Median("Eager", "step_ms"),
+            ["sdpa_over_eager_step_cpu"] = Median("Sdpa", "step_cpu_ms") / Median("Eager", "step_cpu_ms"),
+            ["eager_step_rss_growth_bytes"] = Median("Eager", "step_growth_bytes"),
+            ["sdpa_over_eager_step_rss_growth"] = Median("Sdpa", "step_growth_bytes") / Median("Eager", "step_growth_bytes"),
+            ["sdpa_over_eager_peak_rss"] = Median("Sdpa", "peak_rss_bytes") / Median("Eager", "peak_rss_bytes"),
+        };
+    }
+
     /// <summary>The child: builds the model, runs 2 + 5 steps, prints the median step time and the memory figures.</summary>
-    public static int Child(string shape, string kind)
+    public static int Child(string shape, string kind, string attention = "Auto")
     {
         torch.set_num_threads(int.Parse(Environment.GetEnvironmentVariable("PEFT_BENCH_THREADS") ?? Environment.ProcessorCount.ToString()));
-        var model = Shapes.Build(shape);
+        var model = Shapes.Build(shape, Enum.Parse<AttentionImplementation>(attention));
         nn.Module<ModelInputs, ModelOutputs> trained = kind == "full" ? model : PeftModels.Default.GetPeftModel(model, Shapes.LoraFor(shape) with { TaskType = model.Task });
         trained.train();
         var parameters = trained.parameters().Where(p => p.requires_grad).ToList();
