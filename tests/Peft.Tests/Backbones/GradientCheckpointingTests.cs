@@ -26,8 +26,11 @@ public class GradientCheckpointingTests
     public void CheckpointedLossAndGradientsEqualThePlainOnes(string caseName)
     {
         using var scope = NewDisposeScope();
-        var plain = Step(caseName, checkpointing: false);
-        var checkpointed = Step(caseName, checkpointing: true);
+        var (plain, plainCalls) = Step(caseName, checkpointing: false);
+        var (checkpointed, checkpointedCalls) = Step(caseName, checkpointing: true);
+        // The recomputation really ran: each adapted layer's forward ran again in backward.
+        Assert.Equal(1, plainCalls);
+        Assert.Equal(2, checkpointedCalls);
         Assert.Equal(plain.Keys.Order(), checkpointed.Keys.Order());
         foreach (var (name, expected) in plain)
         {
@@ -71,9 +74,12 @@ public class GradientCheckpointingTests
         Assert.True(checkpointed.equal(peft.call(inputs).Logits).all().item<bool>());
     }
 
-    private static Dictionary<string, Tensor> Step(string caseName, bool checkpointing)
+    private static (Dictionary<string, Tensor> Tensors, int Calls) Step(string caseName, bool checkpointing)
     {
         var (peft, inputs) = Load(caseName);
+        var calls = 0;
+        var adapted = peft.modules().OfType<Peft.Methods.Lora.LoraLayer>().First();
+        adapted.register_forward_pre_hook((_, x) => { calls++; return x; });
         if (checkpointing) peft.GradientCheckpointingEnable();
         peft.train();
         manual_seed(7);
@@ -85,7 +91,7 @@ public class GradientCheckpointingTests
             Assert.True(p.grad is not null, $"{caseName}: {name} got no gradient (checkpointing {checkpointing})");
             result["grad " + name] = p.grad!.detach();
         }
-        return result;
+        return (result, calls);
     }
 
     private static (PeftModel Peft, ModelInputs Inputs) Load(string caseName)
