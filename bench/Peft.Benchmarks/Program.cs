@@ -9,7 +9,10 @@ using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 
-if (args is ["--child", "train", var shape, var kind, .. var rest]) return TrainSteps.Child(shape, kind, rest.FirstOrDefault() ?? "Auto");
+if (args is ["--child", "train", var shape, var kind, .. var rest])
+{
+    return TrainSteps.Child(shape, kind, rest.FirstOrDefault() ?? "Auto", rest.Contains("checkpointing"));
+}
 if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
 
 var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
@@ -22,6 +25,8 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["adapter-io"] = AdapterIo.Run,
     ["gpt2-attention"] = () => TrainSteps.Attention("gpt2"),
     ["minilm-attention"] = () => TrainSteps.Attention("minilm"),
+    ["gpt2-checkpointing"] = () => TrainSteps.Checkpointing("gpt2"),
+    ["minilm-checkpointing"] = () => TrainSteps.Checkpointing("minilm"),
     ["tinyllama-load"] = TinyLlamaLoad.Run,
 };
 // --threads N: libtorch's intra-op threads (default: one per processor). On a machine loaded by other work, one

@@ -59,12 +59,31 @@ internal static class TrainSteps
         };
     }
 
+    /// <summary>Issue 10: the LoRA step of <paramref name="shape"/> with and without gradient checkpointing (children, alternating).</summary>
+    public static Dictionary<string, object> Checkpointing(string shape)
+    {
+        var runs = new[] { "plain", "checkpointed", "plain", "checkpointed" }
+            .Select(c => (c, Measure.Child(["train", shape, "lora", "Auto", .. c == "checkpointed" ? new[] { "checkpointing" } : []]))).ToList();
+        double Median(string c, string key) => Measure.Median(runs.Where(r => r.c == c).Select(r => r.Item2[key]).ToList());
+        return new()
+        {
+            ["plain_step_ms"] = Median("plain", "step_ms"),
+            ["checkpointed_over_plain_step_time"] = Median("checkpointed", "step_ms") / Median("plain", "step_ms"),
+            ["checkpointed_over_plain_step_cpu"] = Median("checkpointed", "step_cpu_ms") / Median("plain", "step_cpu_ms"),
+            ["plain_step_rss_growth_bytes"] = Median("plain", "step_growth_bytes"),
+            ["checkpointed_step_rss_growth_bytes"] = Median("checkpointed", "step_growth_bytes"),
+            ["checkpointed_over_plain_step_rss_growth"] = Median("checkpointed", "step_growth_bytes") / Median("plain", "step_growth_bytes"),
+            ["checkpointed_over_plain_peak_rss"] = Median("checkpointed", "peak_rss_bytes") / Median("plain", "peak_rss_bytes"),
+        };
+    }
+
     /// <summary>The child: builds the model, runs 2 + 5 steps, prints the median step time and the memory figures.</summary>
-    public static int Child(string shape, string kind, string attention = "Auto")
+    public static int Child(string shape, string kind, string attention = "Auto", bool checkpointing = false)
     {
         torch.set_num_threads(int.Parse(Environment.GetEnvironmentVariable("PEFT_BENCH_THREADS") ?? Environment.ProcessorCount.ToString()));
         var model = Shapes.Build(shape, Enum.Parse<AttentionImplementation>(attention));
         nn.Module<ModelInputs, ModelOutputs> trained = kind == "full" ? model : PeftModels.Default.GetPeftModel(model, Shapes.LoraFor(shape) with { TaskType = model.Task });
+        if (checkpointing) model.GradientCheckpointingEnable();
         trained.train();
         var parameters = trained.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-4);
