@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -76,6 +77,6 @@ public static class PeftCli
 
     /// <summary>Errors a user causes and can fix (a bad value, a missing or malformed file), as opposed to bugs.</summary>
     private static bool IsUserError(Exception e) =>
-        e is CommandLineException or DataFileException or Plugins.ModelConfigException or Checkpoints.CheckpointException
+        e is CommandLineException or DataFileException or ModelConfigException or Checkpoints.CheckpointException
             or PeftConfigException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException;
 }

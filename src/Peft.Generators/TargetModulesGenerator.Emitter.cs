@@ -42,7 +42,24 @@ public sealed partial class TargetModulesGenerator
 
             writer.WriteLine("/// <inheritdoc />");
             writer.WriteLine(s_generatedCode);
-            writer.WriteLine($"public {StringList} SlotNames => s_slotNames;");
+            if (spec.Slots.Any(static s => s.IsNullable))
+            {
+                // An optional (nullable) module the model was built without is not a slot.
+                writer.WriteLine($"public {StringList} SlotNames =>");
+                writer.Indent().WriteLine($"global::System.Linq.Enumerable.ToList(global::System.Linq.Enumerable.Where(s_slotNames, name => name switch");
+                writer.OpenBlock();
+                foreach (var slot in spec.Slots.Where(static s => s.IsNullable))
+                {
+                    writer.WriteLine($"{Literal(slot.Name)} => this.{slot.FieldName} is not null,");
+                }
+                writer.WriteLine("_ => true,");
+                writer.CloseBlock("));");
+                writer.Unindent();
+            }
+            else
+            {
+                writer.WriteLine($"public {StringList} SlotNames => s_slotNames;");
+            }
             writer.WriteLine();
 
             writer.WriteLine("/// <inheritdoc />");
@@ -52,7 +69,7 @@ public sealed partial class TargetModulesGenerator
             foreach (var slot in spec.Slots)
             {
                 var value = slot.IsNullable
-                    ? $"this.{slot.FieldName} ?? throw new global::System.InvalidOperationException({Literal($"Adapter slot '{slot.Name}' of {typeName} is null: assign the field before use.")})"
+                    ? $"this.{slot.FieldName} ?? throw Absent(name)"
                     : $"this.{slot.FieldName}";
                 writer.WriteLine($"{Literal(slot.Name)} => {value},");
             }
@@ -80,13 +97,18 @@ public sealed partial class TargetModulesGenerator
                 writer.OpenBlock();
                 foreach (var slot in spec.Slots)
                 {
-                    writer.WriteLine($"case {Literal(slot.Name)}:");
+                    writer.WriteLine(slot.IsNullable ? $"case {Literal(slot.Name)} when this.{slot.FieldName} is not null:" : $"case {Literal(slot.Name)}:");
                     writer.Indent();
                     writer.WriteLine($"this.{slot.FieldName} = module;");
                     writer.WriteLine("break;");
                     writer.Unindent();
                 }
 
+                if (spec.Slots.Any(static s => s.IsNullable))
+                {
+                    writer.WriteLine($"case {string.Join(" or ", spec.Slots.Where(static s => s.IsNullable).Select(static s => Literal(s.Name)))}:");
+                    writer.Indent().WriteLine("throw Absent(name);").Unindent();
+                }
                 writer.WriteLine("default:");
                 writer.Indent().WriteLine("throw NoSuchSlot(name);").Unindent();
                 writer.CloseBlock();
@@ -103,6 +125,14 @@ public sealed partial class TargetModulesGenerator
             writer.Indent()
                 .WriteLine($"new({Literal("No adapter slot '")} + name + {Literal($"' in {typeName}; {known}.")}, nameof(name));")
                 .Unindent();
+            if (spec.Slots.Any(static s => s.IsNullable))
+            {
+                writer.WriteLine();
+                writer.WriteLine("private static global::System.ArgumentException Absent(string name) =>");
+                writer.Indent()
+                    .WriteLine($"new({Literal("Adapter slot '")} + name + {Literal($"' of {typeName} is empty: this model was built without that optional module.")}, nameof(name));")
+                    .Unindent();
+            }
 
             writer.CloseBlock();
             WriteClosing(writer, spec.ContainingTypes);

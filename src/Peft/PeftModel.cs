@@ -30,12 +30,12 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     private readonly AdapterModuleDict<nn.Module> prompt_encoder = new();
     private readonly nn.Module base_model;
 
-    private PeftModel(PreTrainedModel model, PeftRegistry registry, IAdapter first) : base(nameof(PeftModel))
+    private PeftModel(AdapterTarget target, PeftRegistry registry, IAdapter first) : base(nameof(PeftModel))
     {
         _registry = registry;
-        Model = model;
-        Architecture = registry.Architecture(model.Config.ModelType);
-        base_model = first.OwnedModule is null ? new TunerModel(model) : model;
+        Model = target.Model;
+        Architecture = target.Architecture;
+        base_model = first.OwnedModule is null ? new TunerModel(target.Model) : target.Model;
         RegisterComponents();
         Register(first);
     }
@@ -59,28 +59,25 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     public PeftConfig PeftConfig => ActiveAdapter.Config;
 
     /// <summary>Attaches a new adapter to <paramref name="model"/> and freezes everything else (get_peft_model).</summary>
-    public static PeftModel Create(PreTrainedModel model, PeftRegistry registry, PeftConfig config, string adapterName = DefaultAdapterName)
+    internal static PeftModel Create(PreTrainedModel model, PeftRegistry registry, PeftConfig config, string adapterName = DefaultAdapterName)
     {
         foreach (var parameter in model.parameters()) parameter.requires_grad = false;
-        config = WithClassifierHeads(config);
-        var adapter = registry.Method(config.PeftType).Attach(new AdapterTarget(model, registry.Architecture(model.Config.ModelType)), config, adapterName);
+        config = WithTaskHeads(config);
+        var target = new AdapterTarget(model, model.Architecture ?? registry.Architecture(model.Config.ModelType));
+        var adapter = registry.Method(config.PeftType).Attach(target, config, adapterName);
         adapter.MarkTrainable();
-        return new PeftModel(model, registry, adapter) { ActiveAdapterName = adapterName };
+        adapter.SetActive(true);
+        return new PeftModel(target, registry, adapter) { ActiveAdapterName = adapterName };
     }
 
     /// <summary>
-    /// Classification heads start untrained, so the reference always trains them in full: for
-    /// SEQ_CLS and TOKEN_CLS it adds "classifier" and "score" to modules_to_save.
+    /// Task heads start untrained, so the reference always trains them in full: it adds the task's
+    /// <see cref="TaskType.HeadModulesToSave"/> to a tuner's modules_to_save.
     /// </summary>
-    private static PeftConfig WithClassifierHeads(PeftConfig config)
-    {
-        if (config is not TunerConfig tuner || (config.TaskType != TaskType.SequenceClassification && config.TaskType != TaskType.TokenClassification))
-        {
-            return config;
-        }
-        string[] heads = ["classifier", "score"];
-        return tuner with { ModulesToSave = [.. (tuner.ModulesToSave ?? []).Concat(heads).Distinct()] };
-    }
+    private static PeftConfig WithTaskHeads(PeftConfig config) =>
+        config is TunerConfig { TaskType: { } task } tuner && task.HeadModulesToSave.Count > 0
+            ? tuner with { ModulesToSave = [.. (tuner.ModulesToSave ?? []).Concat(task.HeadModulesToSave).Distinct()] }
+            : config;
 
     /// <summary>Attaches the adapter saved in <paramref name="adapterDirectory"/> (from_pretrained).</summary>
     /// <param name="model">The base model.</param>
@@ -88,7 +85,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <param name="adapterDirectory">A directory with adapter_config.json and adapter_model.safetensors.</param>
     /// <param name="adapterName">The name to give the adapter.</param>
     /// <param name="isTrainable">False (inference) leaves every parameter frozen.</param>
-    public static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
+    internal static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
     {
         var config = ForLoading(ReadAdapterConfig(registry, adapterDirectory), isTrainable);
         var peft = Create(model, registry, config, adapterName);
@@ -108,7 +105,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
 
     /// <summary>Reads adapter_config.json through the method plugin its peft_type names.</summary>
     /// <exception cref="PeftConfigException">The file is missing, unreadable or names an unknown method.</exception>
-    public static PeftConfig ReadAdapterConfig(PeftRegistry registry, string adapterDirectory)
+    internal static PeftConfig ReadAdapterConfig(PeftRegistry registry, string adapterDirectory)
     {
         var path = Path.Combine(adapterDirectory, ConfigFileName);
         if (!File.Exists(path)) throw new PeftConfigException($"{path}: not found.");
@@ -150,7 +147,6 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
             throw new PeftConfigException($"Adapter '{adapterName}' ({config.PeftType}) cannot be combined with '{ActiveAdapterName}' ({PeftConfig.PeftType}) in one model.");
         }
         Register(adapter);
-        Activate(ActiveAdapterName);
     }
 
     /// <summary>Makes <paramref name="adapterName"/> the adapter forward() uses.</summary>
@@ -175,19 +171,9 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
 
     private void Activate(string adapterName)
     {
+        foreach (var adapter in _adapters.Values) adapter.SetActive(false);
+        _adapters[adapterName].SetActive(true);
         ActiveAdapterName = adapterName;
-        foreach (var module in Model.modules())
-        {
-            switch (module)
-            {
-                case IAdapterLayer layer:
-                    layer.ActiveAdapters = [adapterName];
-                    break;
-                case ModulesToSaveWrapper wrapper:
-                    wrapper.ActiveAdapter = wrapper.Copies.ContainsKey(adapterName) ? adapterName : null;
-                    break;
-            }
-        }
     }
 
     /// <summary>
@@ -203,18 +189,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         {
             throw new InvalidOperationException($"Adapter '{adapterName}' is the active adapter; call SetAdapter with another one ({string.Join(", ", _adapters.Keys.Where(k => k != adapterName).DefaultIfEmpty("none loaded"))}) before deleting it.");
         }
-        foreach (var module in Model.modules().ToList())
-        {
-            switch (module)
-            {
-                case IAdapterLayer layer when layer.AdapterNames.Contains(adapterName):
-                    layer.DeleteAdapter(adapterName);
-                    break;
-                case ModulesToSaveWrapper wrapper:
-                    wrapper.Copies.Remove(adapterName);
-                    break;
-            }
-        }
+        adapter.Remove();
         if (adapter.OwnedModule is not null) prompt_encoder.Remove(adapterName);
         _adapters.Remove(adapterName);
     }
@@ -225,7 +200,8 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         if (adapter.OwnedModule is { } owned) prompt_encoder.Add(adapter.Name, owned);
     }
 
-    private void LoadAdapterWeights(string adapterName, string adapterDirectory)
+    /// <summary>Loads a saved adapter's weights into adapter <paramref name="adapterName"/> (the one loader: from_pretrained, load_adapter, Trainer resume).</summary>
+    internal void LoadAdapterWeights(string adapterName, string adapterDirectory)
     {
         var path = Path.Combine(adapterDirectory, WeightsFileName);
         var pickled = Path.Combine(adapterDirectory, PickledWeightsFileName);

@@ -424,7 +424,7 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
                 log.Exact($"saved '{key}'", ours[key].Shape.SequenceEqual(info.Shape), $"shape [{string.Join(", ", ours[key].Shape)}] vs [{string.Join(", ", info.Shape)}]");
             }
             // The saved adapter must load back into a model of the same kind.
-            _ = PeftModel.ReadAdapterConfig(PeftRegistry.Default, directory);
+            _ = PeftModels.Default.ReadAdapterConfig(directory);
         }
         finally
         {

@@ -26,13 +26,7 @@ public sealed partial class TinyMixerArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SequenceClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<TinyMixerConfig>(json, source);
-        if (config.VocabSize <= 0) throw new ModelConfigException($"{source}: 'vocab_size' must be positive, got {config.VocabSize}.");
-        if (config.HiddenSize <= 0) throw new ModelConfigException($"{source}: 'hidden_size' must be positive, got {config.HiddenSize}.");
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<TinyMixerConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -28,4 +28,12 @@ public sealed record TinyMixerConfig : ModelConfig
     /// <summary>Layer-norm epsilon.</summary>
     [JsonPropertyName("layer_norm_eps")]
     public double LayerNormEps { get; init; } = 1e-5;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        if (VocabSize <= 0) throw new ModelConfigException($"{source}: 'vocab_size' must be positive, got {VocabSize}.");
+        if (HiddenSize <= 0) throw new ModelConfigException($"{source}: 'hidden_size' must be positive, got {HiddenSize}.");
+    }
 }

@@ -82,6 +82,24 @@ public abstract record PeftConfig
         }
     }
 
+    /// <summary>Deserializes an adapter_config.json as <typeparamref name="TConfig"/>, warning about fields it does not know.</summary>
+    /// <param name="json">The file's root object.</param>
+    /// <param name="source">The file, for messages.</param>
+    /// <exception cref="PeftConfigException">The JSON does not fit <typeparamref name="TConfig"/>; the message names the source.</exception>
+    public static TConfig Parse<TConfig>(System.Text.Json.JsonElement json, string source) where TConfig : PeftConfig
+    {
+        try
+        {
+            var config = System.Text.Json.JsonSerializer.Deserialize<TConfig>(json, PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
+            config.WarnAboutUnknownFields(source);
+            return config;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new PeftConfigException($"{source}: {e.Message}");
+        }
+    }
+
     /// <summary>
     /// Logs a warning for every key of the file that neither this config nor the reference's
     /// knows (a newer PEFT's field, a typo): it is kept and saved back, but has no effect here.

@@ -31,6 +31,15 @@ public readonly record struct TaskType(string Name)
     /// <summary>One label per pixel (as <see cref="ImageClassification"/>, not a reference task_type).</summary>
     public static readonly TaskType SemanticSegmentation = new("SEMANTIC_SEGMENTATION");
 
+    /// <summary>
+    /// The head modules the reference trains in full for this task (its PeftModelForSequenceClassification
+    /// and kin add them to modules_to_save): a model has one of them, so each may match nothing.
+    /// </summary>
+    public IReadOnlyList<string> HeadModulesToSave =>
+        this == SequenceClassification || this == TokenClassification ? ["classifier", "score"]
+        : this == QuestionAnswering ? ["qa_outputs"]
+        : [];
+
     /// <inheritdoc />
     public override string ToString() => Name;
 }

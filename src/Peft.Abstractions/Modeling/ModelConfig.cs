@@ -73,4 +73,34 @@ public record ModelConfig
         { ValueKind: JsonValueKind.Array } many => many.EnumerateArray().Select(e => e.GetInt64()).ToArray(),
         _ => [],
     };
+
+    /// <summary>
+    /// Checks what the typed fields cannot say alone (sizes that must divide, lists that must agree,
+    /// names that must exist), so that a bad config.json fails when it is read, naming the file and
+    /// the key, never later inside a forward pass. <see cref="ModelConfigs.Parse{TConfig}"/> and the
+    /// loader (after a caller's adjustment) call it; an architecture's config overrides it and calls
+    /// the base first.
+    /// </summary>
+    /// <param name="source">The file, for messages.</param>
+    /// <exception cref="ModelConfigException">A value cannot be used.</exception>
+    public virtual void Validate(string source)
+    {
+    }
+
+    /// <summary>Refuses an activation function transformers' ACT2FN would not know.</summary>
+    /// <param name="name">The config's value.</param>
+    /// <param name="key">Its key in config.json (<c>hidden_act</c>, <c>activation_function</c>).</param>
+    /// <param name="source">The file, for the message.</param>
+    /// <exception cref="ModelConfigException">The name is unknown.</exception>
+    protected static void CheckActivation(string name, string key, string source)
+    {
+        try
+        {
+            _ = Activations.Get(name);
+        }
+        catch (ModelConfigActivationException e)
+        {
+            throw new ModelConfigException($"{source} at key '{key}': {e.Message}", e);
+        }
+    }
 }

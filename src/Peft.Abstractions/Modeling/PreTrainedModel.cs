@@ -30,6 +30,12 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public string? NameOrPath { get; set; }
 
     /// <summary>
+    /// The plugin that built this model, set by the loader (<c>PeftModels.LoadPretrained</c>); null for a
+    /// model built in code, whose architecture is then looked up by <see cref="ModelConfig.ModelType"/>.
+    /// </summary>
+    public Plugins.IArchitecture? Architecture { get; set; }
+
+    /// <summary>
     /// The Python module of the transformers class this model mirrors (saved in an adapter's
     /// <c>auto_mapping</c>): <c>transformers.models.&lt;model_type&gt;.modeling_&lt;model_type&gt;</c> by default.
     /// </summary>
@@ -107,19 +113,44 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     public virtual IReadOnlyList<(string Tied, string Source)> TiedWeights => [];
 
     /// <summary>
-    /// Re-establishes weight tying after a tied parameter was replaced (for example after loading
-    /// a checkpoint or unloading an adapter). The default does nothing.
+    /// True once <see cref="UntieOutputEmbeddings"/> gave a tied head its own weight: a model saved from
+    /// here on says <c>tie_word_embeddings: false</c>.
     /// </summary>
-    public virtual void TieWeights()
+    public bool OutputEmbeddingsUntied { get; protected set; }
+
+    /// <summary>
+    /// Gives the output head its own copy of a weight it shares with the input embedding, so that
+    /// merging an adapter into the embedding leaves the head as it was, and sets
+    /// <see cref="OutputEmbeddingsUntied"/>. The default does nothing.
+    /// </summary>
+    public virtual void UntieOutputEmbeddings()
     {
     }
 
     /// <summary>
-    /// Gives the output head its own copy of a weight it shares with the input embedding, so that
-    /// merging an adapter into the embedding leaves the head as it was. The default does nothing.
+    /// Registers the bare model under the name heads hold it by (<c>transformer</c>, <c>bert</c>, <c>vit</c>).
+    /// No field may hold it: TorchSharp's RegisterComponents would register a field a second time under the
+    /// field's own name. Read it back with <see cref="Registered{T}"/>.
     /// </summary>
-    public virtual void UntieOutputEmbeddings()
+    /// <param name="name">The name it is saved under.</param>
+    /// <param name="module">The bare model (typed as an interface by some heads; it must be a module).</param>
+    protected void RegisterBaseModel(string name, object module) =>
+        register_module(name, module as nn.Module ?? throw new ArgumentException($"The base model must be a TorchSharp module, not a {module.GetType().Name}.", nameof(module)));
+
+    /// <summary>The module registered as <paramref name="name"/> (see <see cref="RegisterBaseModel"/>).</summary>
+    protected T Registered<T>(string name) where T : class => (T)(object)_internal_submodules[name];
+
+    /// <summary>
+    /// A bias-free Linear head holding a frozen copy of <paramref name="embeddingWeight"/> (vocab, hidden),
+    /// on its device and in its dtype: what <see cref="UntieOutputEmbeddings"/> puts where a tied head was.
+    /// </summary>
+    protected static TorchSharp.Modules.Linear UntiedHead(Tensor embeddingWeight)
     {
+        using var noGrad = torch.no_grad();
+        var head = nn.Linear(embeddingWeight.shape[1], embeddingWeight.shape[0], hasBias: false, dtype: embeddingWeight.dtype, device: embeddingWeight.device);
+        head.weight!.copy_(embeddingWeight);
+        head.weight.requires_grad = false;
+        return head;
     }
 
     /// <summary>The weight of an embedding, looking through adapter layers to the base embedding.</summary>

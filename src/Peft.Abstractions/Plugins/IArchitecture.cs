@@ -36,9 +36,6 @@ public interface IArchitecture
     PreTrainedModel Build(ModelConfig config, TaskType task);
 }
 
-/// <summary>A config.json that cannot be used: the message names the file and the key.</summary>
-public sealed class ModelConfigException(string message, Exception? inner = null) : Exception(message, inner);
-
 /// <summary>The tables of an architecture that declares no default targets.</summary>
 internal static class NoDefaultTargets
 {

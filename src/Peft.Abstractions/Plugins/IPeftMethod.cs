@@ -49,6 +49,23 @@ public interface IAdapter
     /// </summary>
     TorchSharp.torch.nn.Module? OwnedModule { get; }
 
+    /// <summary>
+    /// Makes the adapter take part in forward passes, or not. Adapters are attached inactive; the
+    /// model's <c>SetAdapter</c> asks each adapter in turn. Adapters the model applies itself
+    /// (prompt learning, whose <see cref="PrepareInputs"/> the model calls for the active adapter only) need nothing.
+    /// </summary>
+    void SetActive(bool active)
+    {
+    }
+
+    /// <summary>
+    /// Takes the adapter's weights out of the model's layers (delete_adapter); the model drops the
+    /// adapter and any <see cref="OwnedModule"/> itself. Adapters that live outside the layers need nothing.
+    /// </summary>
+    void Remove()
+    {
+    }
+
     /// <summary>Rewrites the inputs of a forward pass (prompt learning); identity for tuners.</summary>
     ModelInputs PrepareInputs(ModelInputs inputs);
 

@@ -68,6 +68,12 @@ public sealed class PromptLearningAdapter : IAdapter
     /// <inheritdoc />
     public bool CanMerge => false;
 
+    /// <summary>Points the modules_to_save wrappers at this adapter's copies, or back at the originals.</summary>
+    public void SetActive(bool active) => ModulesToSave.SetActive(_saved, Name, active);
+
+    /// <summary>Removes this adapter's modules_to_save copies.</summary>
+    public void Remove() => ModulesToSave.Remove(_saved, Name);
+
     /// <inheritdoc />
     public bool Disabled
     {

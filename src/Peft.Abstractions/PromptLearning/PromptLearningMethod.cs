@@ -29,26 +29,8 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
     /// <exception cref="PeftConfigException">The config cannot be used with this model.</exception>
     protected abstract PromptEncoder CreateEncoder(TConfig config, PreTrainedModel model);
 
-    /// <summary>Head modules trained in full for a task, as the reference's PeftModelFor* classes add them.</summary>
-    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType task) =>
-        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
-        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
-        : [];
-
     /// <inheritdoc />
-    public PeftConfig ParseConfig(JsonElement json, string source)
-    {
-        try
-        {
-            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
-            config.WarnAboutUnknownFields(source);
-            return config;
-        }
-        catch (JsonException e)
-        {
-            throw new PeftConfigException($"{source}: {e.Message}");
-        }
-    }
+    public PeftConfig ParseConfig(JsonElement json, string source) => PeftConfig.Parse<TConfig>(json, source);
 
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
@@ -65,7 +47,7 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
             throw new PeftConfigException($"task_type {task} does not match the model, which was built for {model.Task}.");
         }
 
-        var extraModules = TaskModulesToSave(task);
+        var extraModules = task.HeadModulesToSave;
         var modulesToSave = typed.ModulesToSave is null && extraModules.Count == 0
             ? null
             : (typed.ModulesToSave ?? []).Concat(extraModules.Except(typed.ModulesToSave ?? [])).ToList();
@@ -77,29 +59,6 @@ public abstract class PromptLearningMethod<TConfig> : IPeftMethod where TConfig 
         return new PromptLearningAdapter(model, adapterName, resolved, encoder, layout, saved);
     }
 
-    private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(PreTrainedModel model, IReadOnlyList<string> names, string adapterName)
-    {
-        var result = new List<(string, ModulesToSaveWrapper)>();
-        if (names.Count == 0) return result;
-        var owners = new List<(string Prefix, torch.nn.Module Module)> { ("", model) };
-        owners.AddRange(model.named_modules());
-        foreach (var (prefix, module) in owners)
-        {
-            if (module is not IModuleSlots slots) continue;
-            foreach (var slot in slots.SlotNames)
-            {
-                var path = prefix.Length == 0 ? slot : prefix + "." + slot;
-                if (!names.Any(n => path == n || path.EndsWith("." + n, StringComparison.Ordinal))) continue;
-                var current = slots.GetSlot(slot);
-                if (current is not ModulesToSaveWrapper wrapper)
-                {
-                    wrapper = new ModulesToSaveWrapper(current);
-                    slots.ReplaceSlot(slot, wrapper);
-                }
-                wrapper.AddAdapter(adapterName);
-                result.Add((path, wrapper));
-            }
-        }
-        return result;
-    }
+    private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(PreTrainedModel model, IReadOnlyList<string> names, string adapterName) =>
+        ModulesToSave.Wrap(ModuleSlot.All(model).Where(s => names.Any(n => s.Path == n || s.Path.EndsWith("." + n, StringComparison.Ordinal))).ToList(), adapterName);
 }

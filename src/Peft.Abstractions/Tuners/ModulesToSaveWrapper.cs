@@ -35,12 +35,8 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     /// <summary>The copies, by adapter name.</summary>
     public AdapterModuleDict<nn.Module<Tensor, Tensor>> Copies => modules_to_save;
 
-    /// <summary>Adds a trainable copy of the original for <paramref name="adapterName"/>.</summary>
-    public void AddAdapter(string adapterName)
-    {
-        modules_to_save.Add(adapterName, ModuleCloner.Clone(original_module));
-        ActiveAdapter ??= adapterName;
-    }
+    /// <summary>Adds a trainable copy of the original for <paramref name="adapterName"/>; forward() uses it once its adapter is activated.</summary>
+    public void AddAdapter(string adapterName) => modules_to_save.Add(adapterName, ModuleCloner.Clone(original_module));
 
     /// <summary>
     /// The module forward() runs now: the active adapter's copy, or the original. A model whose head
@@ -51,6 +47,45 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input) => Current.call(input);
+}
+
+/// <summary>What tuner and prompt-learning adapters do alike with their modules_to_save copies.</summary>
+public static class ModulesToSave
+{
+    /// <summary>Wraps each slot (unless a wrapper is there already) and adds a trainable copy for <paramref name="adapterName"/>.</summary>
+    /// <param name="slots">The slots modules_to_save names.</param>
+    /// <param name="adapterName">The adapter the copies belong to.</param>
+    public static List<(string Path, ModulesToSaveWrapper Wrapper)> Wrap(IEnumerable<ModuleSlot> slots, string adapterName)
+    {
+        var result = new List<(string, ModulesToSaveWrapper)>();
+        foreach (var slot in slots)
+        {
+            if (slot.Module is not ModulesToSaveWrapper wrapper)
+            {
+                wrapper = new ModulesToSaveWrapper(slot.Module);
+                slot.Replace(wrapper);
+            }
+            wrapper.AddAdapter(adapterName);
+            result.Add((slot.Path, wrapper));
+        }
+        return result;
+    }
+
+    /// <summary>Points each wrapper at <paramref name="adapterName"/>'s copy, or (inactive) back at the original if it used that copy.</summary>
+    public static void SetActive(IEnumerable<(string Path, ModulesToSaveWrapper Wrapper)> saved, string adapterName, bool active)
+    {
+        foreach (var (_, wrapper) in saved)
+        {
+            if (active) wrapper.ActiveAdapter = adapterName;
+            else if (wrapper.ActiveAdapter == adapterName) wrapper.ActiveAdapter = null;
+        }
+    }
+
+    /// <summary>Removes <paramref name="adapterName"/>'s copy from each wrapper.</summary>
+    public static void Remove(IEnumerable<(string Path, ModulesToSaveWrapper Wrapper)> saved, string adapterName)
+    {
+        foreach (var (_, wrapper) in saved) wrapper.Copies.Remove(adapterName);
+    }
 }
 
 /// <summary>Copies the layer types that modules_to_save wraps, weights included, without reflection.</summary>

@@ -44,7 +44,6 @@ public class TunerAdapter : IAdapter, IMergeable
         _parameterPrefix = parameterPrefix;
         _layers = layers;
         _saved = saved;
-        foreach (var (_, layer) in _layers) layer.ActiveAdapters = [.. layer.ActiveAdapters, name];
     }
 
     /// <inheritdoc />
@@ -75,6 +74,24 @@ public class TunerAdapter : IAdapter, IMergeable
             foreach (var (_, layer) in _layers) layer.AdaptersDisabled = value;
             foreach (var (_, wrapper) in _saved) wrapper.Disabled = value;
         }
+    }
+
+    /// <summary>Adds or removes this adapter in its own layers' active adapters and modules_to_save wrappers.</summary>
+    public void SetActive(bool active)
+    {
+        foreach (var (_, layer) in _layers)
+        {
+            var others = layer.ActiveAdapters.Where(a => a != Name);
+            layer.ActiveAdapters = active ? [.. others, Name] : [.. others];
+        }
+        ModulesToSave.SetActive(_saved, Name, active);
+    }
+
+    /// <summary>Deletes this adapter's weights from its layers and its copies from the modules_to_save wrappers.</summary>
+    public void Remove()
+    {
+        foreach (var (_, layer) in _layers) layer.DeleteAdapter(Name);
+        ModulesToSave.Remove(_saved, Name);
     }
 
     /// <inheritdoc />
@@ -272,23 +289,8 @@ public class TunerAdapter : IAdapter, IMergeable
     public void Unload(bool merge)
     {
         if (merge) Merge();
-        var slotsByPath = new Dictionary<string, (IModuleSlots Owner, string Slot)>();
-        var owners = new List<(string, nn.Module)> { ("", _model) };
-        owners.AddRange(_model.named_modules());
-        foreach (var (prefix, module) in owners)
-        {
-            if (module is not IModuleSlots slots) continue;
-            foreach (var slot in slots.SlotNames) slotsByPath[prefix.Length == 0 ? slot : prefix + "." + slot] = (slots, slot);
-        }
-        foreach (var (path, layer) in _layers)
-        {
-            var (owner, slot) = slotsByPath[path];
-            owner.ReplaceSlot(slot, layer.BaseLayer);
-        }
-        foreach (var (path, wrapper) in _saved)
-        {
-            var (owner, slot) = slotsByPath[path];
-            owner.ReplaceSlot(slot, wrapper.Copies.TryGetValue(Name, out var copy) ? copy : wrapper.Original);
-        }
+        var slots = ModuleSlot.All(_model).ToDictionary(s => s.Path);
+        foreach (var (path, layer) in _layers) slots[path].Replace(layer.BaseLayer);
+        foreach (var (path, wrapper) in _saved) slots[path].Replace(wrapper.Copies.TryGetValue(Name, out var copy) ? copy : wrapper.Original);
     }
 }

@@ -34,19 +34,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     public abstract string ParameterPrefix { get; }
 
     /// <inheritdoc />
-    public PeftConfig ParseConfig(JsonElement json, string source)
-    {
-        try
-        {
-            var config = json.Deserialize<TConfig>(PeftJson.Options) ?? throw new PeftConfigException($"{source}: empty adapter config.");
-            config.WarnAboutUnknownFields(source);
-            return config;
-        }
-        catch (JsonException e)
-        {
-            throw new PeftConfigException($"{source}: {e.Message}");
-        }
-    }
+    public PeftConfig ParseConfig(JsonElement json, string source) => PeftConfig.Parse<TConfig>(json, source);
 
     /// <summary>
     /// The architecture's default-target tables this method reads, the first one declared wins: its
@@ -101,15 +89,6 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     /// <param name="targets">Every slot that will get a layer: its full dotted name and its base layer's shape.</param>
     protected virtual TConfig BeforeInjection(AdapterTarget target, TConfig config, string adapterName, IReadOnlyList<(string Path, LayerShape Shape)> targets) => config;
 
-    /// <summary>
-    /// Head modules the reference adds to modules_to_save for a task (its PeftModelForSequenceClassification
-    /// and kin): a model has one of them, so these names may match nothing.
-    /// </summary>
-    protected virtual IReadOnlyList<string> TaskModulesToSave(TaskType? task) =>
-        task == TaskType.SequenceClassification || task == TaskType.TokenClassification ? ["classifier", "score"]
-        : task == TaskType.QuestionAnswering ? ["qa_outputs"]
-        : [];
-
     /// <inheritdoc />
     public IAdapter Attach(AdapterTarget target, PeftConfig config, string adapterName)
     {
@@ -120,7 +99,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         typed = PrepareConfig(typed, target);
         typed.Validate();
         var model = target.Model;
-        var slots = EnumerateSlots(model).ToList();
+        var slots = ModuleSlot.All(model).ToList();
         var targets = ResolveTargets(typed, target, slots);
         var modules = ModelModules(model);
         CheckModulesToSave(typed, target, slots, modules);
@@ -203,10 +182,10 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     }
 
     /// <summary>modules_to_save names must each match a replaceable module (those the reference adds for the task may match nothing).</summary>
-    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots,
+    private void CheckModulesToSave(TConfig config, AdapterTarget target, List<ModuleSlot> slots,
         List<(string Path, nn.Module Module)> modules)
     {
-        var optional = TaskModulesToSave(config.TaskType ?? target.Model.Task);
+        var optional = (config.TaskType ?? target.Model.Task).HeadModulesToSave;
         foreach (var name in config.ModulesToSave ?? [])
         {
             if (slots.Any(s => NamesOf(target.Model, s.Path).Any(a => NameMatches(a, name)))) continue;
@@ -258,21 +237,7 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
         IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
         new(model, adapterName, config, ParameterPrefix, layers, saved);
 
-    private static IEnumerable<(string Path, IModuleSlots Owner, string Slot)> EnumerateSlots(PreTrainedModel model)
-    {
-        var owners = new List<(string, nn.Module)> { ("", model) };
-        owners.AddRange(model.named_modules());
-        foreach (var (prefix, module) in owners)
-        {
-            if (module is not IModuleSlots slots) continue;
-            foreach (var slot in slots.SlotNames)
-            {
-                yield return (prefix.Length == 0 ? slot : prefix + "." + slot, slots, slot);
-            }
-        }
-    }
-
-    private TargetModules ResolveTargets(TConfig config, AdapterTarget target, List<(string Path, IModuleSlots Owner, string Slot)> slots)
+    private TargetModules ResolveTargets(TConfig config, AdapterTarget target, List<ModuleSlot> slots)
     {
         var targets = config.TargetModules;
         if (targets is null)
@@ -313,24 +278,8 @@ public abstract class TunerMethod<TConfig> : IPeftMethod where TConfig : TunerCo
     private static bool NameMatches(string path, string name) => path == name || path.EndsWith("." + name, StringComparison.Ordinal);
 
     private static List<(string Path, ModulesToSaveWrapper Wrapper)> WrapModulesToSave(
-        PreTrainedModel model, TConfig config, string adapterName,
-        List<(string Path, IModuleSlots Owner, string Slot)> slots)
-    {
-        var result = new List<(string, ModulesToSaveWrapper)>();
-        if (config.ModulesToSave is not { Count: > 0 } names) return result;
-        foreach (var (path, owner, slot) in slots)
-        {
-            var aliases = NamesOf(model, path);
-            if (!names.Any(n => aliases.Any(a => NameMatches(a, n)))) continue;
-            var current = owner.GetSlot(slot);
-            if (current is not ModulesToSaveWrapper wrapper)
-            {
-                wrapper = new ModulesToSaveWrapper(current);
-                owner.ReplaceSlot(slot, wrapper);
-            }
-            wrapper.AddAdapter(adapterName);
-            result.Add((path, wrapper));
-        }
-        return result;
-    }
+        PreTrainedModel model, TConfig config, string adapterName, List<ModuleSlot> slots) =>
+        config.ModulesToSave is not { Count: > 0 } names
+            ? []
+            : ModulesToSave.Wrap(slots.Where(s => names.Any(n => NamesOf(model, s.Path).Any(a => NameMatches(a, n)))).ToList(), adapterName);
 }

@@ -61,4 +61,11 @@ public sealed record BartConfig : ModelConfig
     /// <summary>The factor token embeddings are multiplied by.</summary>
     [JsonIgnore]
     public double EmbedScale => ScaleEmbedding ? Math.Sqrt(DModel) : 1.0;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(ActivationFunction, "activation_function", source);
+    }
 }

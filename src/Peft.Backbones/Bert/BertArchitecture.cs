@@ -19,15 +19,7 @@ public sealed partial class BertArchitecture : IArchitecture
         [TaskType.SequenceClassification, TaskType.TokenClassification, TaskType.FeatureExtraction];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<BertConfig>(json, source);
-        if (config.PositionEmbeddingType != "absolute")
-        {
-            throw new ModelConfigException($"{source} at key 'position_embedding_type': '{config.PositionEmbeddingType}' is not supported; only 'absolute'.");
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<BertConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -57,4 +57,15 @@ public record BertConfig : ModelConfig
     /// <summary>Head size.</summary>
     [JsonIgnore]
     public int HeadDim => HiddenSize / NumAttentionHeads;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (PositionEmbeddingType != "absolute")
+        {
+            throw new ModelConfigException($"{source} at key 'position_embedding_type': '{PositionEmbeddingType}' is not supported; only 'absolute'.");
+        }
+    }
 }

@@ -101,13 +101,11 @@ public abstract class BertPreTrainedModel : PreTrainedModel
         : base(name, config, task)
     {
         BaseModelPrefix = encoderName;
-        // Registered by hand under the family's name; no field holds it, since TorchSharp would
-        // register a field a second time under the field's own name.
-        register_module(encoderName, new BertModel(config, embeddings, addPoolingLayer));
+        RegisterBaseModel(encoderName, new BertModel(config, embeddings, addPoolingLayer));
     }
 
     /// <summary>The encoder.</summary>
-    protected BertModel Encoder => (BertModel)_internal_submodules[BaseModelPrefix];
+    protected BertModel Encoder => Registered<BertModel>(BaseModelPrefix);
 
     /// <summary>The config.</summary>
     public BertConfig Bert => Encoder.Config;

@@ -22,15 +22,7 @@ public sealed partial class BloomArchitecture : IArchitecture
 
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<BloomConfig>(json, source);
-        if (config.NHead <= 0 || config.HiddenSize % config.NHead != 0)
-        {
-            throw new ModelConfigException($"{source} at key 'n_head': hidden_size {config.HiddenSize} is not divisible by n_head {config.NHead}.");
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<BloomConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -44,8 +36,15 @@ public sealed partial class BloomArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Bloom.</summary>
     public static DecoderHeadFacts HeadFacts(BloomConfig c) =>
-        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.word_embeddings.weight", "BLOOM", "Bloom")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NLayer,
+            PromptLayout = new(c.NLayer, c.NHead, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "transformer.word_embeddings.weight",
+            ModelName = "BLOOM",
+            ClassPrefix = "Bloom",
             TokenClassifierDropout = c.ClassifierDropout ?? c.HiddenDropout,
         };
 }

@@ -41,4 +41,14 @@ public sealed record BloomConfig : ModelConfig
     /// <summary>Head size.</summary>
     [JsonIgnore]
     public int HeadDim => HiddenSize / NHead;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        if (NHead <= 0 || HiddenSize % NHead != 0)
+        {
+            throw new ModelConfigException($"{source} at key 'n_head': hidden_size {HiddenSize} is not divisible by n_head {NHead}.");
+        }
+    }
 }

@@ -41,4 +41,11 @@ public sealed record ClipTextConfig : ModelConfig
     /// <summary>Head size.</summary>
     [JsonIgnore]
     public int HeadDim => HiddenSize / NumAttentionHeads;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+    }
 }

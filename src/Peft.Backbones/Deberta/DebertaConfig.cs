@@ -115,6 +115,13 @@ public record DebertaConfig : ModelConfig
 
     /// <summary>Whether <see cref="PosAttType"/> names <paramref name="kind"/>.</summary>
     public bool HasPosAtt(string kind) => PosAttType.Contains(kind);
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+    }
 }
 
 /// <summary>Reads <c>pos_att_type</c> as transformers does: null, a list, or a <c>"c2p|p2c"</c> string (lower-cased, trimmed).</summary>

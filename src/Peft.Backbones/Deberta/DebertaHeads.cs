@@ -107,7 +107,7 @@ public abstract class DebertaPreTrainedModel : PreTrainedModel
     public DebertaConfig Deberta { get; }
 
     /// <summary>The encoder.</summary>
-    protected IDebertaEncoder Encoder => (IDebertaEncoder)_internal_submodules[EncoderName];
+    protected IDebertaEncoder Encoder => Registered<IDebertaEncoder>(EncoderName);
 
     /// <inheritdoc />
     public override nn.Module<Tensor, Tensor> InputEmbeddings => Encoder.WordEmbeddings;
@@ -119,11 +119,10 @@ public abstract class DebertaPreTrainedModel : PreTrainedModel
     public override PromptLayout PromptLayout => new(Deberta.NumHiddenLayers, Deberta.NumAttentionHeads, Deberta.HeadDim, Deberta.HiddenSize);
 
     /// <summary>Registers the head's fields, then the encoder as <c>deberta</c> (the heads come first in the state dict, as before).</summary>
-    /// <remarks>No field holds the encoder: TorchSharp's RegisterComponents would register it a second time under the field's name.</remarks>
     protected void RegisterHeadsThenEncoder(IDebertaEncoder encoder)
     {
         RegisterComponents();
-        register_module(EncoderName, encoder as nn.Module ?? throw new ArgumentException("The encoder must be a module.", nameof(encoder)));
+        RegisterBaseModel(EncoderName, encoder);
     }
 }
 

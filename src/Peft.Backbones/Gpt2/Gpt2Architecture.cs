@@ -35,8 +35,15 @@ public sealed partial class Gpt2Architecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Gpt2.</summary>
     public static DecoderHeadFacts HeadFacts(Gpt2Config c) =>
-        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd), c.NEmbd, "transformer.wte.weight", "GPT-2", "GPT2")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NLayer,
+            PromptLayout = new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd),
+            HeadInputSize = c.NEmbd,
+            TiedSource = "transformer.wte.weight",
+            ModelName = "GPT-2",
+            ClassPrefix = "GPT2",
             CausalLMClassName = "GPT2LMHeadModel",
             TokenClassifierDropout = c.ClassifierDropout ?? 0.1,
         };

@@ -61,4 +61,11 @@ public sealed record Gpt2Config : ModelConfig
     /// <summary>Head size.</summary>
     [JsonIgnore]
     public int HeadDim => NEmbd / NHead;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(ActivationFunction, "activation_function", source);
+    }
 }

@@ -20,19 +20,7 @@ public sealed partial class GptJArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.CausalLM, TaskType.SequenceClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<GptJConfig>(json, source);
-        if (config.NEmbd % config.NHead != 0)
-        {
-            throw new ModelConfigException($"{source}: n_embd ({config.NEmbd}) must be divisible by n_head ({config.NHead}).");
-        }
-        if (config.RotaryDim % 2 != 0 || config.RotaryDim > config.HeadDim)
-        {
-            throw new ModelConfigException($"{source} at key 'rotary_dim': {config.RotaryDim} must be even and at most the head size {config.HeadDim}.");
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<GptJConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -45,8 +33,15 @@ public sealed partial class GptJArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptJ.</summary>
     public static DecoderHeadFacts HeadFacts(GptJConfig c) =>
-        new("transformer", c.NLayer, new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd), c.NEmbd, "transformer.wte.weight", "GPT-J", "GPTJ")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NLayer,
+            PromptLayout = new(c.NLayer, c.NHead, c.HeadDim, c.NEmbd),
+            HeadInputSize = c.NEmbd,
+            TiedSource = "transformer.wte.weight",
+            ModelName = "GPT-J",
+            ClassPrefix = "GPTJ",
             LMHeadBias = true,
             LogitsToFloat32 = true,
         };

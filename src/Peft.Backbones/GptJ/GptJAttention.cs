@@ -48,11 +48,11 @@ public sealed partial class GptJAttention : nn.Module
     /// <summary>Runs attention over <paramref name="hidden"/> (B, T, C).</summary>
     /// <param name="hidden">Input states.</param>
     /// <param name="mask">Additive causal and padding mask, (B, 1, T, P + T).</param>
-    /// <param name="sin">Rotary sines for these positions, (B, T, rotary_dim / 2).</param>
-    /// <param name="cos">Rotary cosines, (B, T, rotary_dim / 2).</param>
+    /// <param name="cos">Rotary cosines for these positions, (B, T, rotary_dim / 2).</param>
+    /// <param name="sin">Rotary sines, (B, T, rotary_dim / 2).</param>
     /// <param name="cache">Earlier keys/values (generation cache or prefixes); this step's are appended.</param>
     /// <param name="layerIndex">This layer's index in the cache.</param>
-    public Tensor forward(Tensor hidden, Tensor mask, Tensor sin, Tensor cos, KeyValueCache? cache, int layerIndex)
+    public Tensor forward(Tensor hidden, Tensor mask, Tensor cos, Tensor sin, KeyValueCache? cache, int layerIndex)
     {
         using var scope = torch.NewDisposeScope();
         var (batch, length) = (hidden.shape[0], hidden.shape[1]);
@@ -60,8 +60,8 @@ public sealed partial class GptJAttention : nn.Module
         var key = k_proj.call(hidden).view(batch, length, _heads, _headDim);
         var value = v_proj.call(hidden).view(batch, length, _heads, _headDim).permute(0, 2, 1, 3); // (B, H, T, D)
 
-        key = Rotate(key, sin, cos).permute(0, 2, 1, 3);                            // (B, H, T, D)
-        query = Rotate(query, sin, cos).permute(0, 2, 1, 3);
+        key = Rotate(key, cos, sin).permute(0, 2, 1, 3);                            // (B, H, T, D)
+        query = Rotate(query, cos, sin).permute(0, 2, 1, 3);
         if (cache is not null)
         {
             (key, value) = cache.Append(layerIndex, key, value);                    // (B, H, P + T, D)
@@ -75,7 +75,7 @@ public sealed partial class GptJAttention : nn.Module
     }
 
     /// <summary>Rotates the first rotary_dim features of each head of <paramref name="x"/> (B, T, H, D); the rest pass.</summary>
-    private Tensor Rotate(Tensor x, Tensor sin, Tensor cos)
+    private Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
     {
         // (B, T, R / 2) → (B, T, 1, R), each angle repeated for its pair of features.
         sin = torch.stack([sin, sin], dim: -1).flatten(-2).unsqueeze(2);

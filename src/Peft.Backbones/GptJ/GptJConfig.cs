@@ -60,4 +60,19 @@ public sealed record GptJConfig : ModelConfig
     /// <summary>Rotated features per head.</summary>
     [JsonIgnore]
     public int RotaryDim => RotaryDimValue ?? HeadDim;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(ActivationFunction, "activation_function", source);
+        if (NEmbd % NHead != 0)
+        {
+            throw new ModelConfigException($"{source}: n_embd ({NEmbd}) must be divisible by n_head ({NHead}).");
+        }
+        if (RotaryDim % 2 != 0 || RotaryDim > HeadDim)
+        {
+            throw new ModelConfigException($"{source} at key 'rotary_dim': {RotaryDim} must be even and at most the head size {HeadDim}.");
+        }
+    }
 }

@@ -25,11 +25,11 @@ public sealed partial class GptJBlock : nn.Module
     }
 
     /// <summary>(B, T, C) → (B, T, C).</summary>
-    public Tensor forward(Tensor hidden, Tensor mask, Tensor sin, Tensor cos, KeyValueCache? cache, int layerIndex)
+    public Tensor forward(Tensor hidden, Tensor mask, Tensor cos, Tensor sin, KeyValueCache? cache, int layerIndex)
     {
         using var scope = torch.NewDisposeScope();
         var normed = ln_1.call(hidden);
-        var attended = attn.forward(normed, mask, sin, cos, cache, layerIndex);
+        var attended = attn.forward(normed, mask, cos, sin, cache, layerIndex);
         return (attended + mlp.call(normed) + hidden).MoveToOuterDisposeScope();
     }
 }
@@ -70,26 +70,26 @@ public sealed partial class GptJModel : nn.Module, IDecoderStack
         var (batch, length) = (hidden.shape[0], hidden.shape[1]);
         var past = cache?.Length ?? 0;
         var positions = inputs.PositionIds ?? torch.arange(past, past + length, device: hidden.device).unsqueeze(0);
-        var (sin, cos) = SinCos(positions, hidden.dtype);                    // (B, T, rotary_dim / 2)
+        var (cos, sin) = CosSin(positions, hidden.dtype);                    // (B, T, rotary_dim / 2)
         if (inputs.TokenTypeIds is { } types) hidden = hidden + wte.call(types.view(-1, length));
         hidden = drop.call(hidden);
 
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < h.Count; i++)
         {
-            hidden = h[i].forward(hidden, mask, sin, cos, cache, i);
+            hidden = h[i].forward(hidden, mask, cos, sin, cache, i);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>GPT-J's sinusoidal table at <paramref name="positions"/>: base 10000 over rotary_dim features, computed in float32.</summary>
-    private (Tensor Sin, Tensor Cos) SinCos(Tensor positions, ScalarType dtype)
+    private (Tensor Cos, Tensor Sin) CosSin(Tensor positions, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
         var dim = Config.RotaryDim;
         var exponents = torch.arange(0, dim, 2, ScalarType.Int64, positions.device).to(ScalarType.Float32) / dim;
         var inverse = torch.tensor(10000f, device: positions.device).pow(exponents).reciprocal();
         var angles = positions.to(ScalarType.Float32).unsqueeze(-1) * inverse;
-        return (angles.sin().to(dtype).MoveToOuterDisposeScope(), angles.cos().to(dtype).MoveToOuterDisposeScope());
+        return (angles.cos().to(dtype).MoveToOuterDisposeScope(), angles.sin().to(dtype).MoveToOuterDisposeScope());
     }
 }

@@ -21,46 +21,7 @@ public sealed partial class GptNeoArchitecture : IArchitecture
 
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<GptNeoConfig>(json, source);
-        if (config.AttentionTypes is null && config.AttentionLayersValue is null)
-        {
-            throw new ModelConfigException($"{source}: missing required key 'attention_types' (or 'attention_layers'): which layers use global and which local attention.");
-        }
-        var key = config.AttentionLayersValue is null ? "attention_types" : "attention_layers";
-        IReadOnlyList<string> layers;
-        try
-        {
-            layers = config.AttentionLayers;
-        }
-        catch (Exception e) when (e is FormatException or InvalidOperationException)
-        {
-            throw new ModelConfigException($"{source} at key '{key}': {e.Message}.", e);
-        }
-        if (layers.Count != config.NumLayers)
-        {
-            throw new ModelConfigException(
-                $"{source} at key '{key}': it gives {layers.Count} layer kinds but num_layers is {config.NumLayers}.");
-        }
-        if (layers.FirstOrDefault(kind => kind is not ("global" or "local")) is { } unknown)
-        {
-            throw new ModelConfigException($"{source} at key '{key}': unknown attention kind '{unknown}'; only 'global' and 'local' exist.");
-        }
-        if (config.NumHeads <= 0 || config.HiddenSize % config.NumHeads != 0)
-        {
-            throw new ModelConfigException($"{source} at key 'num_heads': hidden_size {config.HiddenSize} is not divisible by num_heads {config.NumHeads}.");
-        }
-        try
-        {
-            _ = Activations.Get(config.ActivationFunction);
-        }
-        catch (ModelConfigActivationException e)
-        {
-            throw new ModelConfigException($"{source} at key 'activation_function': {e.Message}", e);
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<GptNeoConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -74,8 +35,15 @@ public sealed partial class GptNeoArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptNeo.</summary>
     public static DecoderHeadFacts HeadFacts(GptNeoConfig c) =>
-        new("transformer", c.NumLayers, new(c.NumLayers, c.NumHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "transformer.wte.weight", "GPT-Neo", "GPTNeo")
+        new()
         {
+            StackName = "transformer",
+            LayerCount = c.NumLayers,
+            PromptLayout = new(c.NumLayers, c.NumHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "transformer.wte.weight",
+            ModelName = "GPT-Neo",
+            ClassPrefix = "GPTNeo",
             TokenClassifierDropout = c.ClassifierDropout,
         };
 }

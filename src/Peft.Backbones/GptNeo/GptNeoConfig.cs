@@ -92,4 +92,38 @@ public sealed record GptNeoConfig : ModelConfig
         }
         return layers;
     }
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(ActivationFunction, "activation_function", source);
+        if (AttentionTypes is null && AttentionLayersValue is null)
+        {
+            throw new ModelConfigException($"{source}: missing required key 'attention_types' (or 'attention_layers'): which layers use global and which local attention.");
+        }
+        var key = AttentionLayersValue is null ? "attention_types" : "attention_layers";
+        IReadOnlyList<string> layers;
+        try
+        {
+            layers = AttentionLayers;
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException)
+        {
+            throw new ModelConfigException($"{source} at key '{key}': {e.Message}.", e);
+        }
+        if (layers.Count != NumLayers)
+        {
+            throw new ModelConfigException(
+                $"{source} at key '{key}': it gives {layers.Count} layer kinds but num_layers is {NumLayers}.");
+        }
+        if (layers.FirstOrDefault(kind => kind is not ("global" or "local")) is { } unknown)
+        {
+            throw new ModelConfigException($"{source} at key '{key}': unknown attention kind '{unknown}'; only 'global' and 'local' exist.");
+        }
+        if (NumHeads <= 0 || HiddenSize % NumHeads != 0)
+        {
+            throw new ModelConfigException($"{source} at key 'num_heads': hidden_size {HiddenSize} is not divisible by num_heads {NumHeads}.");
+        }
+    }
 }

@@ -20,17 +20,7 @@ public sealed partial class GptNeoXArchitecture : IArchitecture
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<GptNeoXConfig>(json, source);
-        if (config.HiddenSize % config.NumAttentionHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source}: hidden_size ({config.HiddenSize}) must be divisible by num_attention_heads ({config.NumAttentionHeads}).");
-        }
-        config.ResolveRope(source);
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<GptNeoXConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -44,8 +34,15 @@ public sealed partial class GptNeoXArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of GptNeoX.</summary>
     public static DecoderHeadFacts HeadFacts(GptNeoXConfig c) =>
-        new("gpt_neox", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "gpt_neox.embed_in.weight", "GPT-NeoX", "GPTNeoX")
+        new()
         {
+            StackName = "gpt_neox",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "gpt_neox.embed_in.weight",
+            ModelName = "GPT-NeoX",
+            ClassPrefix = "GPTNeoX",
             LMHeadName = "embed_out",
             HeadModuleNames = ["embed_out", "lm_head", "score", "classifier"],
             TokenClassifierDropout = c.ClassifierDropout,

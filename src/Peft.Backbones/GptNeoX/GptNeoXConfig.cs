@@ -88,8 +88,21 @@ public sealed record GptNeoXConfig : ModelConfig
 
     /// <summary>The rotary embedding the config asks for (a quarter of each head by default).</summary>
     /// <param name="source">The config file, for error messages.</param>
-    /// <exception cref="Plugins.ModelConfigException">An unsupported rope type, or one missing a value.</exception>
+    /// <exception cref="ModelConfigException">An unsupported rope type, or one missing a value.</exception>
     public RopeSettings ResolveRope(string source = "config.json") =>
         RopeSettings.Resolve(RopeParameters, RopeScaling, RopeTheta ?? RotaryEmbBase, PartialRotaryFactor ?? RotaryPct,
             defaultTheta: 10000.0, defaultPartial: 0.25, source);
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (HiddenSize % NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source}: hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads}).");
+        }
+        ResolveRope(source);
+    }
 }

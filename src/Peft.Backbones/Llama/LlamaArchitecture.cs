@@ -21,17 +21,7 @@ public sealed partial class LlamaArchitecture : IArchitecture
         [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<LlamaConfig>(json, source);
-        if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source}: num_attention_heads ({config.NumAttentionHeads}) must be a multiple of num_key_value_heads ({config.NumKeyValueHeads}).");
-        }
-        config.ResolveRope(source);
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<LlamaConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -45,8 +35,15 @@ public sealed partial class LlamaArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Llama.</summary>
     public static DecoderHeadFacts HeadFacts(LlamaConfig c) =>
-        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, c.HiddenSize), c.HiddenSize, "model.embed_tokens.weight", "Llama", "Llama")
+        new()
         {
+            StackName = "model",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumKeyValueHeads, c.HeadDim, c.HiddenSize),
+            HeadInputSize = c.HiddenSize,
+            TiedSource = "model.embed_tokens.weight",
+            ModelName = "Llama",
+            ClassPrefix = "Llama",
             TokenClassifierDropout = c.ClassifierDropout ?? 0.1,
         };
 }

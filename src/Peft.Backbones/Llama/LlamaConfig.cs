@@ -88,7 +88,20 @@ public sealed record LlamaConfig : ModelConfig
 
     /// <summary>The rotary embedding the config asks for.</summary>
     /// <param name="source">The config file, for error messages.</param>
-    /// <exception cref="Plugins.ModelConfigException">An unsupported rope type, or one missing a value.</exception>
+    /// <exception cref="ModelConfigException">An unsupported rope type, or one missing a value.</exception>
     public RopeSettings ResolveRope(string source = "config.json") =>
         RopeSettings.Resolve(RopeParameters, RopeScaling, RopeTheta, PartialRotaryFactor, defaultTheta: 10000.0, defaultPartial: 1.0, source);
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (NumAttentionHeads % NumKeyValueHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source}: num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({NumKeyValueHeads}).");
+        }
+        ResolveRope(source);
+    }
 }

@@ -20,24 +20,7 @@ public sealed partial class OptArchitecture : IArchitecture
 
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<OptConfig>(json, source);
-        if (config.NumAttentionHeads <= 0 || config.HiddenSize % config.NumAttentionHeads != 0)
-        {
-            throw new ModelConfigException(
-                $"{source} at key 'num_attention_heads': hidden_size {config.HiddenSize} is not divisible by num_attention_heads {config.NumAttentionHeads}.");
-        }
-        try
-        {
-            _ = Activations.Get(config.ActivationFunction);
-        }
-        catch (ModelConfigActivationException e)
-        {
-            throw new ModelConfigException($"{source} at key 'activation_function': {e.Message}", e);
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<OptConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)
@@ -50,5 +33,14 @@ public sealed partial class OptArchitecture : IArchitecture
 
     /// <summary>What the shared decoder heads need to know of Opt.</summary>
     public static DecoderHeadFacts HeadFacts(OptConfig c) =>
-        new("model", c.NumHiddenLayers, new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.WordEmbedProjDim), c.WordEmbedProjDim, "model.decoder.embed_tokens.weight", "OPT", "OPT");
+        new()
+        {
+            StackName = "model",
+            LayerCount = c.NumHiddenLayers,
+            PromptLayout = new(c.NumHiddenLayers, c.NumAttentionHeads, c.HeadDim, c.WordEmbedProjDim),
+            HeadInputSize = c.WordEmbedProjDim,
+            TiedSource = "model.decoder.embed_tokens.weight",
+            ModelName = "OPT",
+            ClassPrefix = "OPT",
+        };
 }

@@ -72,4 +72,16 @@ public sealed record OptConfig : ModelConfig
 
     /// <summary>OPT's learned positions start at row 2 of the table (a fairseq convention).</summary>
     public const int PositionOffset = 2;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(ActivationFunction, "activation_function", source);
+        if (NumAttentionHeads <= 0 || HiddenSize % NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException(
+                $"{source} at key 'num_attention_heads': hidden_size {HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}.");
+        }
+    }
 }

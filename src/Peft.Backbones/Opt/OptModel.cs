@@ -13,11 +13,11 @@ namespace Peft.Backbones.Opt;
 /// embedding size and the hidden size, the layers and the final norm.
 /// </summary>
 /// <remarks>
-/// Its adapter slots depend on the config (<c>project_in</c>/<c>project_out</c> exist only when
-/// word_embed_proj_dim ≠ hidden_size), so <see cref="IModuleSlots"/> is written by hand here
-/// rather than generated from a fixed <c>[TargetModules]</c> list.
+/// <c>project_in</c>/<c>project_out</c> exist only when word_embed_proj_dim ≠ hidden_size: nullable
+/// fields, which are adapter slots only when the model has them.
 /// </remarks>
-public sealed class OptDecoder : nn.Module, IModuleSlots
+[TargetModules("embed_tokens", "project_out", "project_in")]
+public sealed partial class OptDecoder : nn.Module
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly Embedding embed_positions;
@@ -25,8 +25,6 @@ public sealed class OptDecoder : nn.Module, IModuleSlots
     private nn.Module<Tensor, Tensor>? project_in;
     private readonly LayerNorm? final_layer_norm;
     private readonly ModuleList<OptDecoderLayer> layers;
-
-    private readonly string[] _slotNames;
 
     /// <summary>A randomly initialised decoder of the config's sizes.</summary>
     public OptDecoder(OptConfig config) : base("OPTDecoder")
@@ -44,7 +42,6 @@ public sealed class OptDecoder : nn.Module, IModuleSlots
             final_layer_norm = nn.LayerNorm(config.HiddenSize, elementwise_affine: config.LayerNormElementwiseAffine);
         }
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new OptDecoderLayer(config)).ToArray());
-        _slotNames = project_in is null ? ["embed_tokens"] : ["embed_tokens", "project_out", "project_in"];
         RegisterComponents();
     }
 
@@ -53,38 +50,6 @@ public sealed class OptDecoder : nn.Module, IModuleSlots
 
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => embed_tokens;
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> SlotNames => _slotNames;
-
-    /// <inheritdoc />
-    public nn.Module<Tensor, Tensor> GetSlot(string name) => name switch
-    {
-        "embed_tokens" => embed_tokens,
-        "project_out" when project_out is not null => project_out,
-        "project_in" when project_in is not null => project_in,
-        _ => throw new ArgumentException($"OPTDecoder has no adapter slot '{name}'.", nameof(name)),
-    };
-
-    /// <inheritdoc />
-    public void ReplaceSlot(string name, nn.Module<Tensor, Tensor> module)
-    {
-        switch (name)
-        {
-            case "embed_tokens":
-                embed_tokens = module;
-                break;
-            case "project_out" when project_out is not null:
-                project_out = module;
-                break;
-            case "project_in" when project_in is not null:
-                project_in = module;
-                break;
-            default:
-                throw new ArgumentException($"OPTDecoder has no adapter slot '{name}'.", nameof(name));
-        }
-        _internal_submodules[name] = module;
-    }
 
     /// <summary>Runs the decoder and returns the final hidden states (B, T, word_embed_proj_dim).</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache)

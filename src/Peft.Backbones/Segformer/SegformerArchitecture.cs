@@ -32,28 +32,7 @@ public sealed class SegformerArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.SemanticSegmentation, TaskType.ImageClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<SegformerConfig>(json, source);
-        var stages = config.NumEncoderBlocks;
-        foreach (var (key, count) in new[]
-        {
-            ("depths", config.Depths.Count), ("sr_ratios", config.SrRatios.Count), ("hidden_sizes", config.HiddenSizes.Count),
-            ("patch_sizes", config.PatchSizes.Count), ("strides", config.Strides.Count), ("num_attention_heads", config.NumAttentionHeads.Count),
-            ("mlp_ratios", config.MlpRatios.Count),
-        })
-        {
-            if (count < stages) throw new ModelConfigException($"{source} at key '{key}': {count} entries for num_encoder_blocks = {stages} stages.");
-        }
-        for (int i = 0; i < stages; i++)
-        {
-            if (config.HiddenSizes[i] % config.NumAttentionHeads[i] != 0)
-            {
-                throw new ModelConfigException($"{source}: stage {i}'s hidden size {config.HiddenSizes[i]} is not a multiple of its {config.NumAttentionHeads[i]} attention heads.");
-            }
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<SegformerConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -80,4 +80,28 @@ public sealed record SegformerConfig : ModelConfig
             return Enumerable.Range(0, total).Select(i => DropPathRate * i / Math.Max(total - 1, 1)).ToArray();
         }
     }
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        var stages = NumEncoderBlocks;
+        foreach (var (key, count) in new[]
+        {
+            ("depths", Depths.Count), ("sr_ratios", SrRatios.Count), ("hidden_sizes", HiddenSizes.Count),
+            ("patch_sizes", PatchSizes.Count), ("strides", Strides.Count), ("num_attention_heads", NumAttentionHeads.Count),
+            ("mlp_ratios", MlpRatios.Count),
+        })
+        {
+            if (count < stages) throw new ModelConfigException($"{source} at key '{key}': {count} entries for num_encoder_blocks = {stages} stages.");
+        }
+        for (int i = 0; i < stages; i++)
+        {
+            if (HiddenSizes[i] % NumAttentionHeads[i] != 0)
+            {
+                throw new ModelConfigException($"{source}: stage {i}'s hidden size {HiddenSizes[i]} is not a multiple of its {NumAttentionHeads[i]} attention heads.");
+            }
+        }
+    }
 }

@@ -134,15 +134,14 @@ public abstract class SegformerPreTrainedModel : PreTrainedModel
     protected SegformerPreTrainedModel(string name, SegformerConfig config, TaskType task) : base(name, config, task)
     {
         Segformer = config;
-        // Registered by hand: a field would be registered a second time under its own name.
-        register_module(EncoderName, new SegformerModel(config));
+        RegisterBaseModel(EncoderName, new SegformerModel(config));
     }
 
     /// <summary>The config.</summary>
     public SegformerConfig Segformer { get; }
 
     /// <summary>The encoder.</summary>
-    protected SegformerModel Encoder => (SegformerModel)_internal_submodules[EncoderName];
+    protected SegformerModel Encoder => Registered<SegformerModel>(EncoderName);
 
     /// <summary>SegFormer has no token embedding; prompt learning does not apply. This is the first stage's patch convolution.</summary>
     public override nn.Module<Tensor, Tensor> InputEmbeddings =>

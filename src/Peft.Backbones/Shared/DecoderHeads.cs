@@ -17,17 +17,30 @@ public interface IDecoderStack
     Tensor forward(ModelInputs inputs, KeyValueCache? cache);
 }
 
-/// <summary>What the shared decoder heads need to know of an architecture.</summary>
-/// <param name="StackName">The stack's Hugging Face module name (<c>transformer</c>, <c>model</c>, <c>gpt_neox</c>): the base-model prefix.</param>
-/// <param name="LayerCount">Decoder layers (one key/value cache entry each).</param>
-/// <param name="PromptLayout">The prompt-learning layout.</param>
-/// <param name="HeadInputSize">Size of the hidden states the heads read.</param>
-/// <param name="TiedSource">The key of the token embedding's weight, which a tied output head shares.</param>
-/// <param name="ModelName">The architecture's display name, for errors (<c>GPT-2</c>).</param>
-/// <param name="ClassPrefix">The prefix of the reference's head class names (<c>GPT2</c>, <c>Llama</c>).</param>
-public sealed record DecoderHeadFacts(
-    string StackName, int LayerCount, PromptLayout PromptLayout, long HeadInputSize, string TiedSource, string ModelName, string ClassPrefix)
+/// <summary>What the shared decoder heads need to know of an architecture (named, so that no two strings can swap places).</summary>
+public sealed record DecoderHeadFacts
 {
+    /// <summary>The stack's Hugging Face module name (<c>transformer</c>, <c>model</c>, <c>gpt_neox</c>): the base-model prefix.</summary>
+    public required string StackName { get; init; }
+
+    /// <summary>Decoder layers (one key/value cache entry each).</summary>
+    public required int LayerCount { get; init; }
+
+    /// <summary>The prompt-learning layout.</summary>
+    public required PromptLayout PromptLayout { get; init; }
+
+    /// <summary>Size of the hidden states the heads read.</summary>
+    public required long HeadInputSize { get; init; }
+
+    /// <summary>The key of the token embedding's weight, which a tied output head shares.</summary>
+    public required string TiedSource { get; init; }
+
+    /// <summary>The architecture's display name, for errors (<c>GPT-2</c>).</summary>
+    public required string ModelName { get; init; }
+
+    /// <summary>The prefix of the reference's head class names (<c>GPT2</c>, <c>Llama</c>).</summary>
+    public required string ClassPrefix { get; init; }
+
     /// <summary>The language-model head's module name (<c>lm_head</c>; GPT-NeoX: <c>embed_out</c>).</summary>
     public string LMHeadName { get; init; } = "lm_head";
 
@@ -61,18 +74,17 @@ public abstract class DecoderPreTrainedModel : PreTrainedModel
     public DecoderHeadFacts Facts { get; }
 
     /// <summary>The decoder stack.</summary>
-    protected IDecoderStack Stack => (IDecoderStack)_internal_submodules[Facts.StackName];
+    protected IDecoderStack Stack => Registered<IDecoderStack>(Facts.StackName);
 
     /// <summary>
     /// Registers the head's fields, then the stack under <see cref="DecoderHeadFacts.StackName"/>: the
     /// heads come first in the state dict, so that loading a checkpoint into a tied head's shared
     /// weight leaves the embedding's value in it.
     /// </summary>
-    /// <remarks>No field holds the stack: TorchSharp's RegisterComponents would register it a second time under the field's name.</remarks>
     protected void RegisterHeadsThenStack(IDecoderStack stack)
     {
         RegisterComponents();
-        register_module(Facts.StackName, stack as nn.Module ?? throw new ArgumentException("The stack must be a module.", nameof(stack)));
+        RegisterBaseModel(Facts.StackName, stack);
     }
 
     /// <inheritdoc />
@@ -191,13 +203,11 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         }
         else
         {
-            var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, dtype: weight.dtype, device: weight.device);
-            head.weight!.copy_(weight);
-            head.weight.requires_grad = false;
-            register_module(Facts.LMHeadName, head);
+            register_module(Facts.LMHeadName, UntiedHead(weight));
         }
 
         _tied = false;
+        OutputEmbeddingsUntied = true;
     }
 
     /// <inheritdoc />

@@ -25,22 +25,7 @@ public sealed class SwinArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.ImageClassification];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<SwinConfig>(json, source);
-        if (config.NumHeads.Count != config.Depths.Count)
-        {
-            throw new ModelConfigException($"{source} at key 'num_heads': {config.NumHeads.Count} entries for {config.Depths.Count} stages in 'depths'.");
-        }
-        for (int i = 0; i < config.Depths.Count; i++)
-        {
-            if (config.StageDim(i) % config.NumHeads[i] != 0)
-            {
-                throw new ModelConfigException($"{source}: stage {i}'s {config.StageDim(i)} channels are not a multiple of its {config.NumHeads[i]} heads.");
-            }
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<SwinConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -72,4 +72,22 @@ public sealed record SwinConfig : ModelConfig
     /// <summary>Channels of the last stage (what the classifier sees).</summary>
     [JsonIgnore]
     public int NumFeatures => StageDim(Depths.Count - 1);
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (NumHeads.Count != Depths.Count)
+        {
+            throw new ModelConfigException($"{source} at key 'num_heads': {NumHeads.Count} entries for {Depths.Count} stages in 'depths'.");
+        }
+        for (int i = 0; i < Depths.Count; i++)
+        {
+            if (StageDim(i) % NumHeads[i] != 0)
+            {
+                throw new ModelConfigException($"{source}: stage {i}'s {StageDim(i)} channels are not a multiple of its {NumHeads[i]} heads.");
+            }
+        }
+    }
 }

@@ -192,13 +192,12 @@ public sealed partial class SwinForImageClassification : PreTrainedModel
     /// <summary>A randomly initialised model with <c>num_labels</c> outputs.</summary>
     public SwinForImageClassification(SwinConfig config) : base(nameof(SwinForImageClassification), config, TaskType.ImageClassification)
     {
-        // Registered by hand: a field would be registered a second time under its own name.
-        register_module(EncoderName, new SwinModel(config));
+        RegisterBaseModel(EncoderName, new SwinModel(config));
         classifier = nn.Linear(config.NumFeatures, config.NumLabels);
         RegisterComponents();
     }
 
-    private SwinModel Encoder => (SwinModel)_internal_submodules[EncoderName];
+    private SwinModel Encoder => Registered<SwinModel>(EncoderName);
 
     /// <summary>Swin has no token embedding; prompt learning does not apply. This is the patch convolution.</summary>
     public override nn.Module<Tensor, Tensor> InputEmbeddings =>

@@ -66,13 +66,9 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
     public override void UntieOutputEmbeddings()
     {
         if (lm_head is not null) return;
-        using var noGrad = torch.no_grad();
-        var weight = EmbeddingWeight(shared);
-        var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, dtype: weight.dtype, device: weight.device);
-        head.weight!.copy_(weight);
-        head.weight.requires_grad = false;
-        lm_head = head;
-        register_module("lm_head", head);
+        lm_head = UntiedHead(EmbeddingWeight(shared));
+        register_module("lm_head", lm_head);
+        OutputEmbeddingsUntied = true;
     }
 
     /// <inheritdoc />

@@ -31,15 +31,7 @@ public sealed class ViTArchitecture : IArchitecture
     public IReadOnlyList<TaskType> SupportedTasks { get; } = [TaskType.ImageClassification, TaskType.FeatureExtraction];
 
     /// <inheritdoc />
-    public ModelConfig ParseConfig(JsonElement json, string source)
-    {
-        var config = ModelConfigs.Parse<ViTConfig>(json, source);
-        if (config.HiddenSize % config.NumAttentionHeads != 0)
-        {
-            throw new ModelConfigException($"{source}: hidden_size {config.HiddenSize} is not a multiple of num_attention_heads {config.NumAttentionHeads}.");
-        }
-        return config;
-    }
+    public ModelConfig ParseConfig(JsonElement json, string source) => ModelConfigs.Parse<ViTConfig>(json, source);
 
     /// <inheritdoc />
     public PreTrainedModel Build(ModelConfig config, TaskType task)

@@ -61,4 +61,15 @@ public sealed record ViTConfig : ModelConfig
     /// <summary>Patches per side of a training-size image.</summary>
     [JsonIgnore]
     public int PatchesPerSide => ImageSize / PatchSize;
+
+    /// <inheritdoc />
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        CheckActivation(HiddenAct, "hidden_act", source);
+        if (HiddenSize % NumAttentionHeads != 0)
+        {
+            throw new ModelConfigException($"{source}: hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
+        }
+    }
 }

@@ -43,12 +43,11 @@ public abstract class ViTPreTrainedModel : PreTrainedModel
     /// <summary>Builds the encoder and registers it as <c>vit</c>.</summary>
     protected ViTPreTrainedModel(string name, ViTConfig config, TaskType task) : base(name, config, task)
     {
-        // Registered by hand: a field would be registered a second time under its own name.
-        register_module(EncoderName, new ViTModel(config));
+        RegisterBaseModel(EncoderName, new ViTModel(config));
     }
 
     /// <summary>The encoder.</summary>
-    protected ViTModel Encoder => (ViTModel)_internal_submodules[EncoderName];
+    protected ViTModel Encoder => Registered<ViTModel>(EncoderName);
 
     /// <summary>The patch projection: what transformers' get_input_embeddings returns for ViT.</summary>
     public override nn.Module<Tensor, Tensor> InputEmbeddings => Encoder.Projection;

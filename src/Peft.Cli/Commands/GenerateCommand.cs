@@ -46,7 +46,7 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
     /// <summary>Seq2seq when the architecture is an encoder-decoder, causal LM when it has a head for it, else an error naming --model.</summary>
     private TaskType GenerationTask(IReadOnlyList<TaskType> supported, string? adapter, string modelDirectory)
     {
-        if (adapter is not null && PeftModel.ReadAdapterConfig(models.Registry, adapter).TaskType is { } adapterTask)
+        if (adapter is not null && models.ReadAdapterConfig(adapter).TaskType is { } adapterTask)
         {
             if (adapterTask != TaskType.CausalLM && adapterTask != TaskType.Seq2SeqLM)
             {

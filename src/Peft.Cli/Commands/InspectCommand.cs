@@ -15,7 +15,7 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
         var settings = options.Value;
         var adapter = settings.Adapter ?? throw new CommandLineException("--adapter <directory> is required.");
         if (!Directory.Exists(adapter)) throw new CommandLineException($"--adapter: directory '{adapter}' not found.");
-        var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
+        var config = models.ReadAdapterConfig(adapter);
         var weightsPath = Path.Combine(adapter, "adapter_model.safetensors");
         if (!File.Exists(weightsPath)) throw new CommandLineException($"--adapter: {weightsPath} not found.");
         var header = SafeTensors.ReadHeader(weightsPath);

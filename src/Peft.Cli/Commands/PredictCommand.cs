@@ -21,7 +21,7 @@ public sealed partial class PredictCommand(IOptions<PredictOptions> options, Pef
     {
         var settings = options.Value;
         var adapter = CommandChecks.ExistingDirectory(settings.Adapter, "--adapter");
-        var config = PeftModel.ReadAdapterConfig(models.Registry, adapter);
+        var config = models.ReadAdapterConfig(adapter);
         if (config.TaskType is { } task && task != TaskType.SequenceClassification)
         {
             throw new CommandLineException($"--adapter: {adapter} was trained for {task.Name}; predict classifies with a SEQ_CLS adapter (use generate for language models).");

@@ -16,6 +16,7 @@ public static class PeftServiceCollectionExtensions
     /// </summary>
     public static IPeftBuilder AddPeft(this IServiceCollection services)
     {
+        ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton(provider =>
         {
             // The library's warnings (PeftLog) go to the host's logging once the host builds Peft.
@@ -31,6 +32,7 @@ public static class PeftServiceCollectionExtensions
     /// <summary>Adds Peft and lets <paramref name="configure"/> choose the plugins.</summary>
     public static IServiceCollection AddPeft(this IServiceCollection services, Action<IPeftBuilder> configure)
     {
+        ArgumentNullException.ThrowIfNull(configure);
         configure(services.AddPeft());
         return services;
     }
@@ -54,6 +56,7 @@ public static class PeftBuilderExtensions
     /// <summary>Registers method plugin <typeparamref name="T"/>.</summary>
     public static IPeftBuilder AddMethod<T>(this IPeftBuilder builder) where T : class, IPeftMethod
     {
+        ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IPeftMethod, T>());
         return builder;
     }
@@ -61,6 +64,7 @@ public static class PeftBuilderExtensions
     /// <summary>Registers architecture plugin <typeparamref name="T"/>.</summary>
     public static IPeftBuilder AddBackbone<T>(this IPeftBuilder builder) where T : class, IArchitecture
     {
+        ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IArchitecture, T>());
         return builder;
     }
@@ -68,6 +72,7 @@ public static class PeftBuilderExtensions
     /// <summary>Registers every built-in method.</summary>
     public static IPeftBuilder AddBuiltInMethods(this IPeftBuilder builder)
     {
+        ArgumentNullException.ThrowIfNull(builder);
         foreach (var method in BuiltIns.Methods())
         {
             builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IPeftMethod), method.GetType()));
@@ -78,6 +83,7 @@ public static class PeftBuilderExtensions
     /// <summary>Registers every built-in architecture.</summary>
     public static IPeftBuilder AddBuiltInBackbones(this IPeftBuilder builder)
     {
+        ArgumentNullException.ThrowIfNull(builder);
         foreach (var architecture in BuiltIns.Architectures())
         {
             builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IArchitecture), architecture.GetType()));

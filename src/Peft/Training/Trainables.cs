@@ -27,11 +27,7 @@ public static class Trainables
 
         public void AfterOptimizerStep(int globalStep) => model.ActiveAdapter.AfterOptimizerStep(globalStep);
 
-        public void LoadCheckpoint(string directory)
-        {
-            var state = SafeTensors.Load(Path.Combine(directory, "adapter_model.safetensors"));
-            model.ActiveAdapter.LoadStateDict(state, directory);
-        }
+        public void LoadCheckpoint(string directory) => model.LoadAdapterWeights(model.ActiveAdapterName, directory);
     }
 
     private sealed class ParameterTrainable : ITrainable

@@ -9,14 +9,19 @@ partial class Mlp : global::Peft.IModuleSlots
 
     /// <inheritdoc />
     [global::System.CodeDom.Compiler.GeneratedCode("Peft.Generators", "<version>")]
-    public global::System.Collections.Generic.IReadOnlyList<string> SlotNames => s_slotNames;
+    public global::System.Collections.Generic.IReadOnlyList<string> SlotNames =>
+        global::System.Linq.Enumerable.ToList(global::System.Linq.Enumerable.Where(s_slotNames, name => name switch
+        {
+            "c_proj" => this.c_proj is not null,
+            _ => true,
+        }));
 
     /// <inheritdoc />
     [global::System.CodeDom.Compiler.GeneratedCode("Peft.Generators", "<version>")]
     public global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> GetSlot(string name) => name switch
     {
         "c_fc" => this.c_fc,
-        "c_proj" => this.c_proj ?? throw new global::System.InvalidOperationException("Adapter slot 'c_proj' of Mlp is null: assign the field before use."),
+        "c_proj" => this.c_proj ?? throw Absent(name),
         _ => throw NoSuchSlot(name),
     };
 
@@ -34,9 +39,11 @@ partial class Mlp : global::Peft.IModuleSlots
             case "c_fc":
                 this.c_fc = module;
                 break;
-            case "c_proj":
+            case "c_proj" when this.c_proj is not null:
                 this.c_proj = module;
                 break;
+            case "c_proj":
+                throw Absent(name);
             default:
                 throw NoSuchSlot(name);
         }
@@ -47,4 +54,7 @@ partial class Mlp : global::Peft.IModuleSlots
 
     private static global::System.ArgumentException NoSuchSlot(string name) =>
         new("No adapter slot '" + name + "' in Mlp; its slots are c_fc, c_proj.", nameof(name));
+
+    private static global::System.ArgumentException Absent(string name) =>
+        new("Adapter slot '" + name + "' of Mlp is empty: this model was built without that optional module.", nameof(name));
 }

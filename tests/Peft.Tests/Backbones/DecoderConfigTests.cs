@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Peft.Backbones.Bloom;

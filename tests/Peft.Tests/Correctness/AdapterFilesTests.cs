@@ -145,7 +145,7 @@ public class AdapterFilesTests
         using var scope = torch.NewDisposeScope();
         using var scratch = new ScratchDirectory();
         torch.manual_seed(1);
-        var peft = PeftModel.Create(Load("gpt2-clm", TaskType.CausalLM), PeftRegistry.Default, Lora() with { ModulesToSave = ["ln_f"] }, name);
+        var peft = PeftModels.Default.GetPeftModel(Load("gpt2-clm", TaskType.CausalLM), Lora() with { ModulesToSave = ["ln_f"] }, name);
         using (torch.no_grad())
         {
             foreach (var (_, p) in peft.TrainableParameters()) p.add_(0.1);

@@ -125,9 +125,9 @@ public class AdaLoraTests
             Assert.Equal([kept, 8L], header["base_model.model.transformer.h.0.attn.c_attn.lora_A"].Shape);
             Assert.Equal([24L, kept], header["base_model.model.transformer.h.0.attn.c_attn.lora_B"].Shape);
 
-            var loaded = PeftModel.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), PeftRegistry.Default, directory);
+            var loaded = PeftModels.Default.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), directory);
             TinyModels.AssertClose(adapted, loaded.call(new ModelInputs { InputIds = ids }).Logits, 1e-5);
-            var (trainable, _) = PeftModel.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), PeftRegistry.Default, directory, isTrainable: true).GetNbTrainableParameters();
+            var (trainable, _) = PeftModels.Default.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), directory, isTrainable: true).GetNbTrainableParameters();
             var expected = pattern.EnumerateObject().Sum(p => p.Value.EnumerateArray().Count(e => e.GetBoolean()) * (p.Name.Contains("c_attn") ? 8 + 24 + 1 : 8 + 32 + 1));
             Assert.Equal(expected, trainable);
         }

@@ -89,7 +89,7 @@ public class DoraTests
         try
         {
             peft.SavePretrained(directory);
-            var loaded = PeftModel.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), PeftRegistry.Default, directory);
+            var loaded = PeftModels.Default.FromPretrained(TinyModels.Gpt2(TaskType.CausalLM), directory);
             TinyModels.AssertClose(adapted, loaded.call(new ModelInputs { InputIds = ids }).Logits);
         }
         finally

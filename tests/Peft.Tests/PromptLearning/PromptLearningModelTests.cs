@@ -124,7 +124,7 @@ public class PromptLearningModelTests
     {
         using var scratch = new ScratchDirectory();
         TinyModels.Peft(TinyModels.Gpt2(TaskType.CausalLM), Config("prefix_proj")).SavePretrained(scratch.Path);
-        var config = (PrefixTuningConfig)PeftModel.ReadAdapterConfig(PeftRegistry.Default, scratch.Path) with { InferenceMode = false };
+        var config = (PrefixTuningConfig)PeftModels.Default.ReadAdapterConfig(scratch.Path) with { InferenceMode = false };
         var peft = TinyModels.Peft(TinyModels.Gpt2(TaskType.CausalLM), config);
         var saved = Peft.Checkpoints.SafeTensors.Load(System.IO.Path.Combine(scratch.Path, "adapter_model.safetensors"));
 

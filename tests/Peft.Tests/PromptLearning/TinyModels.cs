@@ -33,7 +33,7 @@ internal static class TinyModels
         return model;
     }
 
-    public static PeftModel Peft(PreTrainedModel model, PeftConfig config) => PeftModel.Create(model, PeftRegistry.Default, config);
+    public static PeftModel Peft(PreTrainedModel model, PeftConfig config) => PeftModels.Default.GetPeftModel(model, config);
 
     public static Tensor Ids(params long[][] rows) => torch.tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, rows[0].Length]);
 

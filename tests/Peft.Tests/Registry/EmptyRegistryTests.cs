@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using Peft.Plugins;
 using Peft.Tests.Checkpoints;
 
@@ -18,7 +19,7 @@ public class EmptyRegistryTests
     public void AdapterConfigOnAnEmptyRegistrySaysToAddTheBuiltInMethods()
     {
         var registry = new PeftRegistry([], []);
-        var error = Assert.Throws<PeftConfigException>(() => PeftModel.ReadAdapterConfig(registry, Fixtures.Path("cases", "gpt2-clm-lora", "adapter")));
+        var error = Assert.Throws<PeftConfigException>(() => new PeftModels(registry).ReadAdapterConfig(Fixtures.Path("cases", "gpt2-clm-lora", "adapter")));
         Assert.Contains("AddBuiltInMethods()", error.Message);
         Assert.Contains("AddBuiltInMethods()", Assert.Throws<KeyNotFoundException>(() => registry.Method(new PeftType("LORA"))).Message);
     }

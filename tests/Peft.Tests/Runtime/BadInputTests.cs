@@ -1,3 +1,4 @@
+using Peft.Modeling;
 using Peft.Checkpoints;
 using Peft.Methods.Lora;
 using Peft.Plugins;
@@ -129,7 +130,7 @@ public class BadInputTests
     {
         using var scratch = new ScratchDirectory();
         File.WriteAllText(scratch.File("adapter_config.json"), """{ "peft_type": "NOT_A_METHOD" }""");
-        var error = Assert.Throws<PeftConfigException>(() => PeftModel.ReadAdapterConfig(PeftRegistry.Default, scratch.Path));
+        var error = Assert.Throws<PeftConfigException>(() => PeftModels.Default.ReadAdapterConfig(scratch.Path));
         Assert.Contains("NOT_A_METHOD", error.Message);
         Assert.Contains("adapter_config.json", error.Message);
     }

@@ -84,11 +84,16 @@ public sealed class PeftModels(PeftRegistry registry)
         ArgumentNullException.ThrowIfNull(options);
         var device = options.ResolveDevice();
         var (architecture, config) = ReadConfig(modelDirectory);
-        if (configure is not null) config = configure(config);
+        if (configure is not null)
+        {
+            config = configure(config);
+            config.Validate(Path.Combine(modelDirectory, "config.json"));
+        }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
+        model.Architecture = architecture;
         try
         {
             CheckpointLoader.Load(model, checkpoint, dtype, device);
@@ -143,11 +148,52 @@ public sealed class PeftModels(PeftRegistry registry)
         }
     }
 
+    /// <summary>Files of a model directory that travel with its weights (tokenizer, generation settings).</summary>
+    private static readonly string[] CompanionFiles =
+        ["vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as a Hugging Face model directory (transformers' save_pretrained), for
+    /// a model loaded from <paramref name="modelDirectory"/> and changed since (a merged and unloaded adapter):
+    /// its weights as safetensors (sharded above 5 GB), that directory's config.json with
+    /// <c>tie_word_embeddings</c> as the model now is, and its tokenizer and generation files. The folder is
+    /// replaced atomically, so a reader never sees half a model.
+    /// </summary>
+    /// <param name="model">The model to save.</param>
+    /// <param name="outputDirectory">Where to write it.</param>
+    /// <param name="modelDirectory">The directory it was loaded from.</param>
+    public static void SavePretrained(PreTrainedModel model, string outputDirectory, string modelDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(modelDirectory, "config.json")))!.AsObject();
+        // Merging into a tied embedding gave the head its own copy of the weight: the saved model is untied.
+        if (model.OutputEmbeddingsUntied) config["tie_word_embeddings"] = false;
+        var weights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());
+        AtomicDirectory.Write(outputDirectory, staging =>
+        {
+            ModelWeights.Save(staging, weights);
+            File.WriteAllText(Path.Combine(staging, "config.json"), config.ToJsonString(PeftJson.Options));
+            foreach (var name in CompanionFiles)
+            {
+                var source = Path.Combine(modelDirectory, name);
+                if (File.Exists(source)) File.Copy(source, Path.Combine(staging, name), overwrite: true);
+            }
+        });
+    }
+
     /// <summary>Wraps <paramref name="model"/> with a new adapter described by <paramref name="config"/> (the reference's get_peft_model).</summary>
     public PeftModel GetPeftModel(PreTrainedModel model, PeftConfig config, string adapterName = PeftModel.DefaultAdapterName) =>
         PeftModel.Create(model, registry, config, adapterName);
 
-    /// <summary>Wraps <paramref name="model"/> with the adapter saved in <paramref name="adapterDirectory"/>.</summary>
+    /// <summary>Wraps <paramref name="model"/> with the adapter saved in <paramref name="adapterDirectory"/> (the reference's PeftModel.from_pretrained).</summary>
+    /// <param name="model">The base model.</param>
+    /// <param name="adapterDirectory">A directory with adapter_config.json and adapter_model.safetensors.</param>
+    /// <param name="adapterName">The name to give the adapter.</param>
+    /// <param name="isTrainable">False (inference) leaves every parameter frozen.</param>
     public PeftModel FromPretrained(PreTrainedModel model, string adapterDirectory, string adapterName = PeftModel.DefaultAdapterName, bool isTrainable = false) =>
         PeftModel.FromPretrained(model, registry, adapterDirectory, adapterName, isTrainable);
+
+    /// <summary>Reads <c>adapter_config.json</c> in <paramref name="adapterDirectory"/> through the method plugin its peft_type names.</summary>
+    /// <exception cref="PeftConfigException">The file is missing, unreadable or names an unknown method.</exception>
+    public PeftConfig ReadAdapterConfig(string adapterDirectory) => PeftModel.ReadAdapterConfig(registry, adapterDirectory);
 }

@@ -9,7 +9,7 @@ using Peft.Tests.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Peft.Tests.Architectures;
+namespace Peft.Tests.Backbones;
 
 /// <summary>
 /// DeBERTa, DeBERTa-v2 and CLIP text in the configurations the reference fixtures do not cover
