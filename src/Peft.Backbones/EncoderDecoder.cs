@@ -43,3 +43,31 @@ internal static class EncoderDecoder
         }
     }
 }
+
+/// <summary>
+/// What a stack of an encoder-decoder model runs on (as ML.NET GenAI's <c>DecoderLayerInput</c>): named,
+/// so that the two masks and the two caches cannot trade places. The encoder reads the first three.
+/// </summary>
+public sealed record StackInputs
+{
+    /// <summary>Token ids, or null when <see cref="InputsEmbeds"/> is given.</summary>
+    public Tensor? InputIds { get; init; }
+
+    /// <summary>Embedded inputs, used as they are.</summary>
+    public Tensor? InputsEmbeds { get; init; }
+
+    /// <summary>Padding mask of these inputs (decoder: of past + new positions), or null.</summary>
+    public Tensor? AttentionMask { get; init; }
+
+    /// <summary>Encoder output (B, S, C) (decoder only).</summary>
+    public Tensor? EncoderHidden { get; init; }
+
+    /// <summary>Encoder padding mask (B, S), or null (decoder only).</summary>
+    public Tensor? EncoderAttentionMask { get; init; }
+
+    /// <summary>Decoder self-attention cache or prefixes; positions continue after its length.</summary>
+    public KeyValueCache? Cache { get; init; }
+
+    /// <summary>Decoder cross-attention keys/values.</summary>
+    public KeyValueCache? CrossCache { get; init; }
+}

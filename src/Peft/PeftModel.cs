@@ -356,18 +356,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>Trainable and total parameter counts, each shared tensor counted once.</summary>
-    public (long Trainable, long All) GetNbTrainableParameters()
-    {
-        long trainable = 0, all = 0;
-        var seen = new HashSet<IntPtr>();
-        foreach (var parameter in parameters())
-        {
-            if (!seen.Add(parameter.Handle)) continue;
-            all += parameter.numel();
-            if (parameter.requires_grad) trainable += parameter.numel();
-        }
-        return (trainable, all);
-    }
+    public (long Trainable, long All) GetNbTrainableParameters() => ParameterCounts.Of(this);
 
     /// <summary>The reference's line, e.g. <c>trainable params: 1,024 || all params: 32,640 || trainable%: 3.1373</c>.</summary>
     public string TrainableParametersLine()

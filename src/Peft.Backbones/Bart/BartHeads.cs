@@ -100,7 +100,11 @@ public sealed class BartForConditionalGeneration : PreTrainedModel
         var decoder = model.Decoder;
         var cache = inputs.PastKeyValues ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
         var crossCache = inputs.CrossAttentionCache ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
-        var hidden = decoder.forward(decoderIds, inputs.DecoderInputsEmbeds, inputs.DecoderAttentionMask, encoderHidden, inputs.AttentionMask, cache, crossCache);
+        var hidden = decoder.forward(new StackInputs
+        {
+            InputIds = decoderIds, InputsEmbeds = inputs.DecoderInputsEmbeds, AttentionMask = inputs.DecoderAttentionMask,
+            EncoderHidden = encoderHidden, EncoderAttentionMask = inputs.AttentionMask, Cache = cache, CrossCache = crossCache,
+        });
 
         // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
         var logits = (lm_head is null

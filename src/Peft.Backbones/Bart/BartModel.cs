@@ -75,28 +75,23 @@ public sealed partial class BartDecoder : nn.Module
     public int LayerCount => layers.Count;
 
     /// <summary>Decodes (B, T) ids or embeddings after the cached (or prefix) positions into (B, T, C).</summary>
-    /// <param name="inputIds">Decoder token ids, or null when <paramref name="inputsEmbeds"/> is given.</param>
-    /// <param name="inputsEmbeds">Embedded decoder inputs, used as they are.</param>
-    /// <param name="attentionMask">Decoder padding mask over past + new positions, or null.</param>
-    /// <param name="encoderHidden">Encoder output (B, S, C).</param>
-    /// <param name="encoderAttentionMask">Encoder padding mask (B, S), or null.</param>
-    /// <param name="cache">Self-attention cache or prefixes; positions continue after its length.</param>
-    /// <param name="crossCache">Projected encoder keys/values.</param>
-    public Tensor forward(Tensor? inputIds, Tensor? inputsEmbeds, Tensor? attentionMask, Tensor encoderHidden, Tensor? encoderAttentionMask, KeyValueCache? cache, KeyValueCache? crossCache)
+    public Tensor forward(StackInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
+        var (cache, crossCache) = (inputs.Cache, inputs.CrossCache);
+        var encoderHidden = inputs.EncoderHidden ?? throw new ArgumentException("The BART decoder needs the encoder's output.");
         if (cache is not null && cache.LayerCount < layers.Count)
         {
             throw new ArgumentException($"The key/value cache has {cache.LayerCount} layers; the BART decoder has {layers.Count}.");
         }
-        var embeds = inputsEmbeds ?? _embedTokens().call(inputIds ?? throw new ArgumentException("The BART decoder needs input ids or embeddings.")) * _embedScale;
+        var embeds = inputs.InputsEmbeds ?? _embedTokens().call(inputs.InputIds ?? throw new ArgumentException("The BART decoder needs input ids or embeddings.")) * _embedScale;
         var (batch, length) = (embeds.shape[0], embeds.shape[1]);
         var past = cache?.Length ?? 0;
         var positions = torch.arange(past + BartEncoder.PositionOffset, past + BartEncoder.PositionOffset + length, ScalarType.Int64, embeds.device);
         var hidden = dropout.call(layernorm_embedding.call(embeds + embed_positions.call(positions)));
 
-        var mask = AttentionMasks.Causal(attentionMask, batch, length, past, hidden.dtype, hidden.device);
-        var encoderMask = AttentionMasks.Padding(encoderAttentionMask, hidden.dtype);
+        var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
+        var encoderMask = AttentionMasks.Padding(inputs.EncoderAttentionMask, hidden.dtype);
         for (int i = 0; i < layers.Count; i++)
         {
             hidden = layers[i].forward(hidden, mask, encoderHidden, encoderMask, cache, crossCache, i);

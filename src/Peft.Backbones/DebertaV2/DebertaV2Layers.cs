@@ -1,4 +1,7 @@
 // DeBERTa-v2 layers, following transformers' models/deberta_v2/modeling_deberta_v2.py (eager attention).
+// Copied from Deberta/DebertaLayers.cs where the math is the same (the disentangled attention's position
+// terms, the output blocks), as transformers marks with "# Copied from"; v2's own parts: separate q/k/v
+// projections, log-bucketed relative positions, the optional ConvLayer.
 using Peft.Backbones.Deberta;
 using Peft.Modeling;
 using TorchSharp;

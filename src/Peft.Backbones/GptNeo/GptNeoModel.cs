@@ -1,4 +1,6 @@
 // GPT-Neo decoder stack, following transformers' models/gpt_neo/modeling_gpt_neo.py.
+// Copied from Gpt2/Gpt2Model.cs (GptNeoModel.forward: embeddings, blocks, final norm), as transformers
+// copies GPT-2's: kept as a copy so each model reads alone; a fix in one belongs in the other.
 using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;

@@ -20,6 +20,7 @@ public sealed record LayoutLmConfig : BertConfig
     public int Max2dPositionEmbeddings { get; init; } = 1024;
 }
 
+// Copied from Bert/BertLayers.cs (BertEmbeddings) with the box embeddings added, as transformers' LayoutLMEmbeddings.
 /// <summary>BERT's embeddings plus the box's left, upper, right, lower, height and width embeddings.</summary>
 [TargetModules("word_embeddings", "LayerNorm")]
 public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings

@@ -78,7 +78,7 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
         var encoderHidden = inputs.EncoderHiddenStates;
         if (encoderHidden is null)
         {
-            encoderHidden = encoder.forward(inputs.InputIds, inputs.InputsEmbeds, inputs.AttentionMask, null, null, null, null).MoveToOuterDisposeScope();
+            encoderHidden = encoder.forward(new StackInputs { InputIds = inputs.InputIds, InputsEmbeds = inputs.InputsEmbeds, AttentionMask = inputs.AttentionMask }).MoveToOuterDisposeScope();
         }
         else
         {
@@ -93,7 +93,11 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
         }
         var cache = inputs.PastKeyValues ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
         var crossCache = inputs.CrossAttentionCache ?? (inputs.UseCache ? new KeyValueCache(decoder.LayerCount) : null);
-        var hidden = decoder.forward(decoderIds, inputs.DecoderInputsEmbeds, inputs.DecoderAttentionMask, encoderHidden, inputs.AttentionMask, cache, crossCache);
+        var hidden = decoder.forward(new StackInputs
+        {
+            InputIds = decoderIds, InputsEmbeds = inputs.DecoderInputsEmbeds, AttentionMask = inputs.DecoderAttentionMask,
+            EncoderHidden = encoderHidden, EncoderAttentionMask = inputs.AttentionMask, Cache = cache, CrossCache = crossCache,
+        });
 
         if (T5.ScaleDecoderOutputs) hidden = hidden * Math.Pow(T5.DModel, -0.5);
         // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).

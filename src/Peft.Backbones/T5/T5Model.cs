@@ -164,17 +164,11 @@ public sealed partial class T5Stack : nn.Module
     public int LayerCount => block.Count;
 
     /// <summary>Runs the stack and returns its normalised output (B, T, C).</summary>
-    /// <param name="inputIds">Token ids, or null when <paramref name="inputsEmbeds"/> is given.</param>
-    /// <param name="inputsEmbeds">Embedded inputs, used as they are.</param>
-    /// <param name="attentionMask">Padding mask of these inputs (decoder: of past + new positions), or null.</param>
-    /// <param name="encoderHidden">Encoder output (decoder only).</param>
-    /// <param name="encoderAttentionMask">Encoder padding mask (decoder only).</param>
-    /// <param name="cache">Decoder self-attention cache or prefixes.</param>
-    /// <param name="crossCache">Decoder cross-attention keys/values.</param>
-    public Tensor forward(Tensor? inputIds, Tensor? inputsEmbeds, Tensor? attentionMask, Tensor? encoderHidden, Tensor? encoderAttentionMask, KeyValueCache? cache, KeyValueCache? crossCache)
+    public Tensor forward(StackInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var embeds = inputsEmbeds ?? _embedTokens().call(inputIds ?? throw new ArgumentException($"The T5 {(_isDecoder ? "decoder" : "encoder")} needs input ids or embeddings."));
+        var (cache, crossCache) = (inputs.Cache, inputs.CrossCache);
+        var embeds = inputs.InputsEmbeds ?? _embedTokens().call(inputs.InputIds ?? throw new ArgumentException($"The T5 {(_isDecoder ? "decoder" : "encoder")} needs input ids or embeddings."));
         var (batch, length) = (embeds.shape[0], embeds.shape[1]);
         if (cache is not null && cache.LayerCount < block.Count)
         {
@@ -185,18 +179,18 @@ public sealed partial class T5Stack : nn.Module
         if (_isDecoder)
         {
             var past = cache?.Length ?? 0;
-            mask = AttentionMasks.Causal(attentionMask, batch, length, past, embeds.dtype, embeds.device);
-            encoderMask = AttentionMasks.Padding(encoderAttentionMask, embeds.dtype);
+            mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, embeds.dtype, embeds.device);
+            encoderMask = AttentionMasks.Padding(inputs.EncoderAttentionMask, embeds.dtype);
         }
         else
         {
-            mask = AttentionMasks.Padding(attentionMask, embeds.dtype);
+            mask = AttentionMasks.Padding(inputs.AttentionMask, embeds.dtype);
         }
 
         var state = new T5BlockState(dropout.call(embeds), null, null);
         for (int i = 0; i < block.Count; i++)
         {
-            state = block[i].forward(state, mask, encoderHidden, encoderMask, cache, crossCache, i);
+            state = block[i].forward(state, mask, inputs.EncoderHidden, encoderMask, cache, crossCache, i);
         }
         return dropout.call(final_layer_norm.call(state.Hidden)).MoveToOuterDisposeScope();
     }

@@ -139,7 +139,8 @@ public sealed partial class FinetuneCommand(
                 learningRate = settings.LearningRate;
                 break;
             case "probe":
-                trainable = Trainables.Parameters(model, name => name.StartsWith("classifier.", StringComparison.Ordinal));
+                // A linear probe trains the task head alone, whatever the architecture calls it.
+                trainable = Trainables.Parameters(model, name => model.HeadModuleNames.Any(head => name.StartsWith(head + ".", StringComparison.Ordinal)));
                 learningRate = settings.ProbeLearningRate;
                 break;
             default:
@@ -168,7 +169,7 @@ public sealed partial class FinetuneCommand(
 
         var module = (torch.nn.Module<ModelInputs, ModelOutputs>?)peft ?? model;
         var accuracy = Trainer.Evaluate(module, test, collate, settings.BatchSize, nextToken).Accuracy;
-        var (trainableCount, allCount) = Count(peft, model);
+        var (trainableCount, allCount) = ParameterCounts.Of((torch.nn.Module?)peft ?? model);
         long checkpointBytes;
         double? reloaded = null;
         if (peft is not null)
@@ -199,8 +200,8 @@ public sealed partial class FinetuneCommand(
 
     /// <summary>
     /// LoRA as the command trains it: the given targets (names, all-linear or a regular expression,
-    /// see <see cref="TargetModuleOption"/>), else for classification every encoder projection
-    /// (query, key, value, dense), else the architecture's default targets.
+    /// see <see cref="TargetModuleOption"/>), else for classification every linear layer but the head
+    /// (<c>all-linear</c>: BERT's query, key, value and dense layers), else the architecture's default targets.
     /// </summary>
     private static LoraConfig LoraFor(FinetuneOptions settings, TaskType task, string modelDirectory) => new()
     {
@@ -209,22 +210,10 @@ public sealed partial class FinetuneCommand(
         LoraAlpha = settings.Alpha,
         LoraDropout = settings.Dropout,
         TargetModules = TargetModuleOption.Parse(settings.TargetModules)
-            ?? (task == TaskType.SequenceClassification ? TargetModules.FromNames(["query", "key", "value", "dense"]) : null),
+            ?? (task == TaskType.SequenceClassification ? TargetModules.FromPattern(TargetModules.AllLinearValue) : null),
         // As PEFT records the model it was trained on; predict finds the base model through it.
         BaseModelNameOrPath = Path.GetFullPath(modelDirectory),
     };
-
-    private static (long Trainable, long All) Count(PeftModel? peft, PreTrainedModel model)
-    {
-        if (peft is not null) return peft.GetNbTrainableParameters();
-        long trainable = 0, all = 0;
-        foreach (var parameter in model.parameters())
-        {
-            all += parameter.numel();
-            if (parameter.requires_grad) trainable += parameter.numel();
-        }
-        return (trainable, all);
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Warning}")]
     private static partial void LogBadLine(ILogger logger, string warning);
