@@ -276,6 +276,10 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         if (onTiedPair) Model.UntieOutputEmbeddings();
     }
 
+    /// <summary>The base model's <see cref="PreTrainedModel.GradientCheckpointingEnable"/> (PEFT forwards it to the base model too).</summary>
+    /// <exception cref="NotSupportedException">The architecture does not implement gradient checkpointing.</exception>
+    public void GradientCheckpointingEnable() => Model.GradientCheckpointingEnable();
+
     /// <summary>Takes a merged adapter back out of the base weights.</summary>
     public void Unmerge() => Mergeable(ActiveAdapter).Unmerge();
 

@@ -50,6 +50,13 @@ public record ModelConfig
     [JsonPropertyName("decoder_start_token_id")]
     public long? DecoderStartTokenId { get; init; }
 
+    /// <summary>
+    /// How attention is computed (transformers' <c>attn_implementation</c> argument); <see cref="AttentionImplementation.Auto"/>
+    /// by default. Not part of config.json.
+    /// </summary>
+    [JsonIgnore]
+    public AttentionImplementation AttnImplementation { get; init; } = AttentionImplementation.Auto;
+
     /// <summary>Keys this library does not model, kept verbatim.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; init; }

@@ -48,6 +48,32 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
         }
     }
 
+    /// <summary>
+    /// Recompute each transformer layer's forward in backward instead of keeping its activations (transformers'
+    /// <c>gradient_checkpointing_enable</c>): activation memory of one layer instead of all, for about one more forward
+    /// per step. Only while training with autograd on; with frozen embeddings the first layer's input is made to require
+    /// a gradient, as PEFT's <c>enable_input_require_grads</c> does, so checkpointed layers still train their adapters.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The architecture's layer stack does not implement checkpointing.</exception>
+    public void GradientCheckpointingEnable() => SetGradientCheckpointing(true);
+
+    /// <summary>Turns <see cref="GradientCheckpointingEnable"/> off again.</summary>
+    public void GradientCheckpointingDisable() => SetGradientCheckpointing(false);
+
+    /// <summary>Whether the layer stacks are checkpointed.</summary>
+    public bool IsGradientCheckpointing => modules().OfType<IGradientCheckpointing>().Any(m => m.GradientCheckpointing);
+
+    private void SetGradientCheckpointing(bool enabled)
+    {
+        var stacks = modules().OfType<IGradientCheckpointing>().ToList();
+        if (stacks.Count == 0)
+        {
+            if (!enabled) return;
+            throw new NotSupportedException($"Gradient checkpointing is not implemented for '{Config.ModelType}' models (it is for GPT-2, Llama and the BERT family).");
+        }
+        foreach (var stack in stacks) stack.GradientCheckpointing = enabled;
+    }
+
     /// <summary>The token embedding; prompt learning embeds virtual tokens next to it.</summary>
     public abstract nn.Module<Tensor, Tensor> InputEmbeddings { get; }
 

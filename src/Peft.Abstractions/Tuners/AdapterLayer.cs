@@ -15,7 +15,7 @@ namespace Peft.Tuners;
 public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
 {
     private readonly List<string> _merged = [];
-    private IReadOnlyList<string> _active = [];
+    private string[] _active = [];
 
     /// <summary>Wraps <paramref name="baseLayer"/>, registered as <c>base_layer</c>.</summary>
     protected AdapterLayer(string name, nn.Module<Tensor, Tensor> baseLayer) : base(name)
@@ -65,7 +65,17 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
     public IReadOnlyList<string> MergedAdapters => _merged;
 
     /// <summary>True when forward() should run the base layer alone.</summary>
-    protected bool BaseOnly => AdaptersDisabled || _merged.Count > 0 && _active.All(_merged.Contains) || _active.Count == 0;
+    protected bool BaseOnly => AdaptersDisabled || _active.Length == 0 || _merged.Count > 0 && AllActiveMerged();
+
+    // A loop, not LINQ: this runs on every forward of every adapted layer, and All() allocates a delegate each time.
+    private bool AllActiveMerged()
+    {
+        for (int i = 0; i < _active.Length; i++)
+        {
+            if (!_merged.Contains(_active[i])) return false;
+        }
+        return true;
+    }
 
     /// <summary>
     /// The reference's rule for <c>fan_in_fan_out</c>: the layer kind decides (true exactly for GPT-2's

@@ -1,4 +1,4 @@
-// BERT's embeddings and encoder layers, following transformers' models/bert/modeling_bert.py (eager attention).
+// BERT's embeddings and encoder layers, following transformers' models/bert/modeling_bert.py (sdpa and eager attention).
 using Peft.Layers;
 using Peft.Modeling;
 using TorchSharp;
@@ -64,6 +64,7 @@ public sealed partial class BertSelfAttention : nn.Module
     private readonly Dropout dropout;
     private readonly int _heads;
     private readonly int _headDim;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>Attention sized by the config.</summary>
     public BertSelfAttention(BertConfig config) : base("BertSelfAttention")
@@ -74,6 +75,7 @@ public sealed partial class BertSelfAttention : nn.Module
         dropout = nn.Dropout(config.AttentionProbsDropoutProb);
         _heads = config.NumAttentionHeads;
         _headDim = config.HeadDim;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -86,11 +88,18 @@ public sealed partial class BertSelfAttention : nn.Module
         var k = SplitHeads(key.call(hidden), batch, length);
         var v = SplitHeads(value.call(hidden), batch, length);
         if (cache is not null) (k, v) = cache.Append(layerIndex, k, v);        // (B, H, P + T, D)
+        var attended = FusedAttention.Use(_attention, q) ? FusedAttention.Compute(q, k, v, mask, 1 / Math.Sqrt(_headDim), dropout.p, training) : Eager(q, k, v, mask);
+        var context = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        return context.MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward.
+    private Tensor Eager(Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
         var scores = torch.matmul(q, k.transpose(-1, -2)) / Math.Sqrt(_headDim);
         if (mask is not null) scores = scores + mask;
         var probabilities = dropout.call(nn.functional.softmax(scores, dim: -1));
-        var context = torch.matmul(probabilities, v).transpose(1, 2).reshape(batch, length, _heads * _headDim);
-        return context.MoveToOuterDisposeScope();
+        return torch.matmul(probabilities, v);
     }
 
     private Tensor SplitHeads(Tensor x, long batch, long length) => x.view(batch, length, _heads, _headDim).transpose(1, 2);

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Bert;
 
 /// <summary>The encoder's layer stack (<c>encoder.layer</c>).</summary>
-public sealed class BertEncoder : nn.Module
+public sealed class BertEncoder : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<BertLayer> layer;
 
@@ -21,9 +21,16 @@ public sealed class BertEncoder : nn.Module
     /// <summary>(B, T, C) → (B, T, C).</summary>
     public Tensor forward(Tensor hidden, Tensor? mask, KeyValueCache? cache)
     {
-        for (int i = 0; i < layer.Count; i++) hidden = layer[i].forward(hidden, mask, cache, i);
+        for (int i = 0; i < layer.Count; i++)
+        {
+            var (block, index) = (layer[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0], cache, index), hidden, cache, mask);
+        }
         return hidden;
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>tanh(dense(first token)): the sentence representation of the classification head.</summary>

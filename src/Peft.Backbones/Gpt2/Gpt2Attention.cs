@@ -1,4 +1,4 @@
-// GPT-2 attention and MLP, following transformers' models/gpt2/modeling_gpt2.py (eager attention).
+// GPT-2 attention and MLP, following transformers' models/gpt2/modeling_gpt2.py (sdpa and eager attention).
 using Peft.Layers;
 using Peft.Modeling;
 using TorchSharp;
@@ -19,6 +19,7 @@ public sealed partial class Gpt2Attention : nn.Module
     private readonly int _heads;
     private readonly int _headDim;
     private readonly double _scale;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>Layer <paramref name="layerIndex"/>'s attention.</summary>
     public Gpt2Attention(Gpt2Config config, int layerIndex) : base("GPT2Attention")
@@ -31,6 +32,7 @@ public sealed partial class Gpt2Attention : nn.Module
         _headDim = config.HeadDim;
         _scale = (config.ScaleAttnWeights ? 1.0 / Math.Sqrt(_headDim) : 1.0)
                / (config.ScaleAttnByInverseLayerIdx ? layerIndex + 1 : 1);
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -52,11 +54,17 @@ public sealed partial class Gpt2Attention : nn.Module
             (key, value) = cache.Append(layerIndex, key, value);             // (B, H, P + T, D)
         }
 
-        var scores = torch.matmul(query, key.transpose(-1, -2)) * _scale + mask;
-        var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
-        var output = torch.matmul(probabilities, value)                      // (B, H, T, D)
+        var output = (FusedAttention.Use(_attention, query) ? FusedAttention.Compute(query, key, value, mask, _scale, attn_dropout.p, training) : Eager(query, key, value, mask))
             .transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return resid_dropout.call(c_proj.call(output)).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
+        var scores = torch.matmul(query, key.transpose(-1, -2)) * _scale + mask;
+        var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
+        return torch.matmul(probabilities, value);
     }
 
     private Tensor SplitHeads(Tensor x, long batch, long length) => x.view(batch, length, _heads, _headDim).transpose(1, 2);

@@ -38,7 +38,7 @@ public sealed partial class Gpt2Block : nn.Module
 
 /// <summary>The bare GPT-2 model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
 [TargetModules("wte", "wpe", "ln_f")]
-public sealed partial class Gpt2Model : nn.Module, IDecoderStack
+public sealed partial class Gpt2Model : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> wte;
     private nn.Module<Tensor, Tensor> wpe;
@@ -64,6 +64,9 @@ public sealed partial class Gpt2Model : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => wte;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache)
     {
@@ -77,7 +80,8 @@ public sealed partial class Gpt2Model : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < h.Count; i++)
         {
-            hidden = h[i].forward(hidden, mask, cache, i);
+            var (block, index) = (h[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, cache, index), hidden, cache, mask);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }

@@ -1,4 +1,4 @@
-// Llama attention, MLP and RMSNorm, following transformers' models/llama/modeling_llama.py (eager attention).
+// Llama attention, MLP and RMSNorm, following transformers' models/llama/modeling_llama.py (sdpa and eager attention).
 using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
@@ -20,6 +20,7 @@ public sealed partial class LlamaAttention : nn.Module
     private readonly int _groups;
     private readonly double _scaling;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer sized by the config.</summary>
     public LlamaAttention(LlamaConfig config) : base("LlamaAttention")
@@ -28,6 +29,7 @@ public sealed partial class LlamaAttention : nn.Module
         _groups = config.NumAttentionHeads / config.NumKeyValueHeads;
         _scaling = Math.Pow(_headDim, -0.5);
         _dropout = config.AttentionDropout;
+        _attention = config.AttnImplementation;
         q_proj = nn.Linear(config.HiddenSize, config.NumAttentionHeads * _headDim, hasBias: config.AttentionBias);
         k_proj = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * _headDim, hasBias: config.AttentionBias);
         v_proj = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * _headDim, hasBias: config.AttentionBias);
@@ -58,12 +60,18 @@ public sealed partial class LlamaAttention : nn.Module
         key = RepeatKeyValue(key);                                           // (B, H, P + T, D)
         value = RepeatKeyValue(value);
 
+        var output = (FusedAttention.Use(_attention, query) ? FusedAttention.Compute(query, key, value, mask, _scaling, _dropout, training) : Eager(query, key, value, mask))
+            .transpose(1, 2).reshape(batch, length, -1);
+        return o_proj.call(output).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward, softmax in at least float32.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
         var scores = torch.matmul(query, key.transpose(2, 3)) * _scaling + mask;
         var probabilities = nn.functional.softmax(scores, dim: -1, dtype: Precision.AtLeastFloat32(scores.dtype)).to(query.dtype);
         probabilities = nn.functional.dropout(probabilities, _dropout, training);
-        var output = torch.matmul(probabilities, value)                      // (B, H, T, D)
-            .transpose(1, 2).reshape(batch, length, -1);
-        return o_proj.call(output).MoveToOuterDisposeScope();
+        return torch.matmul(probabilities, value);
     }
 
     private Tensor SplitHeads(Tensor x, long batch, long length) => x.view(batch, length, -1, _headDim).transpose(1, 2);

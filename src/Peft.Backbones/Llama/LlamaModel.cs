@@ -39,7 +39,7 @@ public sealed partial class LlamaDecoderLayer : nn.Module
 
 /// <summary>The bare Llama model (<c>model</c> in every head): token embedding, decoder layers, final norm.</summary>
 [TargetModules("embed_tokens", "norm")]
-public sealed partial class LlamaModel : nn.Module, IDecoderStack
+public sealed partial class LlamaModel : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
@@ -63,6 +63,9 @@ public sealed partial class LlamaModel : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => embed_tokens;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     /// <param name="inputs">Ids or embeddings, padding mask (which may cover cached positions too), position ids.</param>
     /// <param name="cache">Earlier keys/values (generation cache or prefixes), appended to as the layers run.</param>
@@ -78,7 +81,8 @@ public sealed partial class LlamaModel : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < layers.Count; i++)
         {
-            hidden = layers[i].forward(hidden, mask, cos, sin, cache, i);
+            var (layer, index) = (layers[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]!, e[1]!, e[2]!, cache, index), hidden, cache, mask, cos, sin);
         }
         return norm.call(hidden).MoveToOuterDisposeScope();
     }

@@ -101,26 +101,58 @@ public sealed partial class LoraLayer : AdapterLayer
         if (BaseOnly) return result;
         using var scope = torch.NewDisposeScope();
         var dtype = result.dtype;
-        foreach (var name in ActiveAdapters)
+        var active = ActiveAdapters;
+        for (int i = 0; i < active.Count; i++)
         {
+            var name = active[i];
             if (MergedAdapters.Contains(name)) continue;
             var a = lora_A[name];
-            var x = input.to(a.weight!.dtype);
+            var x = input.dtype == a.weight!.dtype ? input : input.to(a.weight.dtype);
+            // p = 0 is an Identity module: calling it would only cost a module call and a tensor handle.
+            var dropout = lora_dropout[name];
+            var dropped = training && dropout is not Identity;
+            if (dropped) x = dropout.call(x);
             if (lora_magnitude_vector.TryGetValue(name, out var dora))
             {
                 // As the reference: the output so far stands for W·x + bias unless dropout changed x.
-                var dropped = lora_dropout[name] is not Identity && training;
-                var baseResult = dropped ? null : result;
-                if (dropped) x = lora_dropout[name].call(x);
-                result = result + dora.Update(x, a, lora_B[name], _scaling[name], WeightOutIn, BaseBias, baseResult);
+                result = result + dora.Update(x, a, lora_B[name], _scaling[name], WeightOutIn, BaseBias, dropped ? null : result);
                 continue;
             }
-            var update = lora_B[name].call(a.call(lora_dropout[name].call(x)));
-            result = result.add(update, alpha: _scaling[name]);
+            result = AddUpdate(result, x, a.weight, lora_B[name], _scaling[name]);
         }
         // The sum is in the adapter's (wider) dtype; hand the base layer's dtype on, as the reference does.
-        return result.to(dtype).MoveToOuterDisposeScope();
+        return (result.dtype == dtype ? result : result.to(dtype)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <c>result + scaling · (x·Aᵀ)·Bᵀ</c> as one addmm over the flattened tokens, so no (tokens × out) update is
+    /// materialised and the output is not passed over a second time (the floor: the base GEMM plus two thin ones).
+    /// Without autograd the product is accumulated into the base output in place; with it, out of place, because an
+    /// in-place add into a view (Conv1D's output is one) costs autograd a copy of the output gradient.
+    /// </summary>
+    private static Tensor AddUpdate(Tensor result, Tensor x, Tensor a, Linear b, double scaling)
+    {
+        if (!FusedUpdate || b.bias is not null || result.dtype != a.dtype)
+        {
+            return result.add(b.call(nn.functional.linear(x, a)), alpha: scaling);
+        }
+        var outFeatures = result.shape[^1];
+        var thin = nn.functional.linear(x.reshape(-1, x.shape[^1]), a);                       // (N, r)
+        var flat = result.view(-1, outFeatures);                                               // (N, out)
+        var inPlace = !torch.is_grad_enabled() || !(result.requires_grad || thin.requires_grad || b.weight!.requires_grad);
+        if (inPlace)
+        {
+            flat.addmm_(thin, b.weight!.T, beta: 1, alpha: (float)scaling);
+            return result;
+        }
+        return torch.addmm(flat, thin, b.weight!.T, beta: 1, alpha: (float)scaling).view(result.shape);
+    }
+
+    /// <summary>
+    /// The benchmark's switch for the fused update (issue 20: each lever measured on and off in one run); off, the
+    /// update is computed as <c>result + B(A(x)) · scaling</c>, the general path that a lora_B bias or a dtype change needs.
+    /// </summary>
+    internal static bool FusedUpdate { get; set; } = true;
 
     /// <inheritdoc />
     protected override Tensor Delta(string adapterName)

@@ -62,6 +62,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         IReadOnlyList<ITrainerCallback>? callbacks = null)
     {
         options.Validate();
+        if (options.GradientCheckpointing) EnableGradientCheckpointing(trainable.Module);
         if (train.Count == 0) throw new ArgumentException("The training set is empty.", nameof(train));
         callbacks ??= [];
         var clock = Stopwatch.StartNew();
@@ -149,6 +150,16 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         }
         trainable.Module.eval();
         return Result(false);
+    }
+
+    private static void EnableGradientCheckpointing(nn.Module module)
+    {
+        var stacks = module.modules().OfType<IGradientCheckpointing>().ToList();
+        if (stacks.Count == 0)
+        {
+            throw new NotSupportedException($"TrainingOptions.GradientCheckpointing: {module.GetType().Name}'s architecture does not implement gradient checkpointing (GPT-2, Llama and the BERT family do).");
+        }
+        foreach (var stack in stacks) stack.GradientCheckpointing = true;
     }
 
     private static bool Due(IntervalStrategy strategy, int every, int step, bool endOfEpoch) => strategy switch

@@ -1,3 +1,4 @@
+using Peft.Modeling;
 namespace Peft.Training;
 
 /// <summary>How <see cref="Trainer"/> trains: the Hugging Face Trainer's usual knobs.</summary>
@@ -26,6 +27,13 @@ public sealed record TrainingOptions
 
     /// <summary>Seed of the shuffling (each epoch's order is a function of the seed and the epoch).</summary>
     public int Seed { get; init; } = 42;
+
+    /// <summary>
+    /// Recompute each transformer layer in backward instead of keeping its activations (transformers'
+    /// <c>gradient_checkpointing=True</c>; see <see cref="PreTrainedModel.GradientCheckpointingEnable"/>). Refused by
+    /// name when the model's architecture does not implement it.
+    /// </summary>
+    public bool GradientCheckpointing { get; init; }
 
     /// <summary>Language models: evaluation scores the prediction at t against the label at t + 1.</summary>
     public bool NextTokenAccuracy { get; init; }

@@ -1,0 +1,58 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Modeling;
+
+/// <summary>How an architecture computes attention (transformers' <c>attn_implementation</c>).</summary>
+public enum AttentionImplementation
+{
+    /// <summary>
+    /// <see cref="Sdpa"/>, except for float32 on the CPU, where <see cref="Eager"/> keeps the reference's rounding: there
+    /// the fused kernel's different summation order moved one ill-conditioned conformance case (gpt2-clm-adalora, whose
+    /// random A, E and B dominate the scores) past its float32 bound, while every other case passed either way.
+    /// </summary>
+    Auto,
+
+    /// <summary>
+    /// libtorch's fused <c>scaled_dot_product_attention</c>: no (B, H, T, S) scores and probabilities kept for backward,
+    /// a blocked kernel on the CPU. Architectures whose attention it cannot express use the explicit path anyway.
+    /// </summary>
+    Sdpa,
+
+    /// <summary>The explicit scores → softmax → dropout → weighted sum, each step a tensor (the reference's "eager").</summary>
+    Eager,
+}
+
+/// <summary>The fused attention call the architectures share.</summary>
+public static class FusedAttention
+{
+    /// <summary>Whether <paramref name="implementation"/> asks for the fused kernel for <paramref name="query"/> (see <see cref="AttentionImplementation.Auto"/>).</summary>
+    /// <param name="implementation">The model's choice.</param>
+    /// <param name="query">The query, whose dtype and device <see cref="AttentionImplementation.Auto"/> decides by.</param>
+    public static bool Use(AttentionImplementation implementation, Tensor query) => implementation switch
+    {
+        AttentionImplementation.Sdpa => true,
+        AttentionImplementation.Eager => false,
+        _ => query.dtype != ScalarType.Float32 || query.device_type != DeviceType.CPU,
+    };
+
+    /// <summary>
+    /// <c>softmax(q·kᵀ·scale + mask)·v</c>, dropout <paramref name="dropout"/> on the probabilities in training,
+    /// through <c>scaled_dot_product_attention</c>.
+    /// </summary>
+    /// <param name="query">(B, H, T, D).</param>
+    /// <param name="key">(B, H, S, D): key/value heads already repeated to the query heads.</param>
+    /// <param name="value">(B, H, S, D).</param>
+    /// <param name="mask">Additive, broadcastable to (B, H, T, S), or null.</param>
+    /// <param name="scale">The factor of the scores. libtorch's binding has no scale argument and uses 1/√D, so
+    /// another scale is folded into the query (one multiply of a (B, H, T, D) tensor).</param>
+    /// <param name="dropout">Dropout probability on the attention weights, applied only when <paramref name="training"/>.</param>
+    /// <param name="training">Whether the module is in training mode.</param>
+    public static Tensor Compute(Tensor query, Tensor key, Tensor value, Tensor? mask, double scale, double dropout, bool training)
+    {
+        var standard = 1.0 / Math.Sqrt(query.shape[^1]);
+        var q = scale == standard ? query : query * (scale / standard);
+        var m = mask is null || mask.dtype == query.dtype ? mask : mask.to(query.dtype);
+        return nn.functional.scaled_dot_product_attention(q, key, value, m, training ? dropout : 0);
+    }
+}
