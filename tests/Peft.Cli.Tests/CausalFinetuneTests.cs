@@ -76,6 +76,37 @@ public sealed class CausalFinetuneTests : IDisposable
     }
 
     [Fact]
+    public async Task GradientCheckpointingTrainsTheSameAdapter()
+    {
+        var model = TinyModelWithTokenizer();
+        var data = Path.Combine(_directory, "pairs.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(0, 24).Select(i =>
+            JsonSerializer.Serialize(new { prompt = $"echo {"abcd"[i % 4]}:", completion = $"{"abcd"[i % 4]}" })));
+        async Task<string> LoraRow(string output, params string[] extra)
+        {
+            var run = await CliRun.Of(["finetune", "--task", "causal-lm", "--model", model, "--data", data, "--methods", "lora",
+                "--epochs", "2", "--batch-size", "8", "--learning-rate", "0.01", "--output", Path.Combine(_directory, output), .. extra]);
+            Assert.Equal(0, run.ExitCode);
+            var table = File.ReadAllText(Path.Combine(_directory, output, "results.md"));
+            return table.Split('\n').Single(l => l.StartsWith("| LoRA |", StringComparison.Ordinal)).Split('|', StringSplitOptions.TrimEntries)[2];
+        }
+
+        // Recomputing the activations changes memory and time, not the math: the same accuracy.
+        Assert.Equal(await LoraRow("plain"), await LoraRow("checkpointed", "--gradient-checkpointing", "true"));
+    }
+
+    [Fact]
+    public async Task DeviceAndDtypeReachTheLoader()
+    {
+        var model = TinyModelWithTokenizer();
+        var cuda = await CliRun.Of("generate", "--model", model, "--prompt", "1 2 3", "--device", "cuda");
+        Assert.Contains("--device", cuda.AssertUserError());
+        var half = await CliRun.Of("generate", "--model", model, "--prompt", "1 2 3", "--max-new-tokens", "3", "--dtype", "bfloat16");
+        Assert.Equal(0, half.ExitCode);
+        Assert.StartsWith("1 2 3 ", half.Console.TrimEnd().Split('\n')[^1]);
+    }
+
+    [Fact]
     public void CausalTaskNeedsPromptCompletionDataAndAModel()
     {
         var problems = new FinetuneOptions { Task = "causal-lm", Methods = "lora,probe" }.Problems().ToList();

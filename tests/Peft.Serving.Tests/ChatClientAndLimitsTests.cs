@@ -81,11 +81,13 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
         var ids = text.Tokenizer.Encode("Once upon a time");
         using var cancel = new CancellationTokenSource();
 
-        // Request 1 decodes (120 tokens take a while); meanwhile one more waits in the queue's one slot and a third is refused.
-        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", ids, new GenerationOptions { MaxNewTokens = 120 }), cancel.Token);
+        // Request 1 decodes (120 tokens take a while, and no end-of-sequence id may end it early); meanwhile one more
+        // waits in the queue's one slot and a third is refused.
+        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", ids, new GenerationOptions { MaxNewTokens = 120, EosTokenIds = [] }), cancel.Token);
         await running.Tokens.WaitToReadAsync();
-        var waiting = await scheduler.SubmitAsync(new GenerationRequest("a2", ids, new GenerationOptions { MaxNewTokens = 2 }));
-        await Assert.ThrowsAsync<QueueFullException>(() => scheduler.SubmitAsync(new GenerationRequest("a3", ids, new GenerationOptions { MaxNewTokens = 2 })));
+        // The same adapter: loading another one from disk here would give request 1 time to finish and free the slot.
+        var waiting = await scheduler.SubmitAsync(new GenerationRequest("a1", ids, new GenerationOptions { MaxNewTokens = 2 }));
+        await Assert.ThrowsAsync<QueueFullException>(() => scheduler.SubmitAsync(new GenerationRequest("a1", ids, new GenerationOptions { MaxNewTokens = 2 })));
         cancel.Cancel();   // the client went away: its row stops at the next step
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.Completion);

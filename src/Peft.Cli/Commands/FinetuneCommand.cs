@@ -159,6 +159,7 @@ public sealed partial class FinetuneCommand(
             Seed = settings.Seed,
             OutputDirectory = Path.Combine(settings.Output, "checkpoints", method),
             NextTokenAccuracy = nextToken,
+            GradientCheckpointing = settings.GradientCheckpointing,
         };
 
         var clock = Stopwatch.StartNew();

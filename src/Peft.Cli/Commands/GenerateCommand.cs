@@ -7,7 +7,7 @@ using TorchSharp;
 
 namespace Peft.Cli.Commands;
 
-/// <summary><c>peft generate</c>: greedy generation with a causal or seq2seq LM and an optional adapter, from token ids or text.</summary>
+/// <summary><c>peft generate</c>: greedy or sampled generation with a causal or seq2seq LM and an optional adapter, from token ids or text.</summary>
 public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModels models, IAnsiConsole console) : ICliCommand
 {
     /// <inheritdoc />
@@ -33,14 +33,51 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             throw new CommandLineException($"--prompt: token id {tooLarge} is past the vocabulary of {modelDirectory} ({config.VocabSize} ids, 0 to {config.VocabSize - 1}).");
         }
 
+        var generation = GenerationFor(settings, tokenizer);
         var model = models.LoadPretrained(modelDirectory, task, QuantizeOptionChecks.LoadOptions(settings));
         var ids = torch.tensor(prompt, [1, prompt.Length]);
         var generated = adapter is not null
-            ? models.FromPretrained(model, adapter).Generate(ids, maxNewTokens: settings.MaxNewTokens)
-            : Generation.Greedy(model, model.Config, ids, null, settings.MaxNewTokens);
+            ? models.FromPretrained(model, adapter).Generate(ids, null, generation)
+            : Generation.Generate(model, model.Config, ids, null, generation);
         var output = generated[0].data<long>().ToArray();
         console.WriteLine(tokenizer is not null ? tokenizer.Decode(output.Select(id => (int)id)) : string.Join(' ', output));
         return Task.FromResult(0);
+    }
+
+    /// <summary>The decoding the options ask for: greedy unless --do-sample; sampling options without it are refused, not ignored.</summary>
+    private static GenerationOptions GenerationFor(GenerateOptions settings, PretrainedTokenizer? tokenizer)
+    {
+        var defaults = new GenerateOptions();
+        if (!settings.DoSample)
+        {
+            var given = new (string Name, bool Set)[]
+            {
+                ("--temperature", settings.Temperature != defaults.Temperature), ("--top-k", settings.TopK != defaults.TopK),
+                ("--top-p", settings.TopP != defaults.TopP), ("--seed", settings.Seed is not null),
+            }.Where(o => o.Set).Select(o => o.Name).ToList();
+            if (given.Count > 0) throw new CommandLineException($"{string.Join(", ", given)}: sampling options need --do-sample true (decoding is greedy without it).");
+        }
+        if (settings.Stop is { Length: > 0 } && tokenizer is null) throw new CommandLineException("--stop: stop strings need --text (the model's tokenizer decodes the continuation).");
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = settings.MaxNewTokens,
+            DoSample = settings.DoSample,
+            Temperature = settings.Temperature,
+            TopK = settings.TopK,
+            TopP = settings.TopP,
+            Seed = settings.Seed,
+            StopStrings = settings.Stop ?? [],
+            Decode = tokenizer is null ? null : ids => tokenizer.Decode(ids),
+        };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CommandLineException($"generate: {e.Message}");
+        }
+        return options;
     }
 
     /// <summary>Seq2seq when the architecture is an encoder-decoder, causal LM when it has a head for it, else an error naming --model.</summary>

@@ -6,7 +6,8 @@ namespace Peft.Cli.Hosting;
 
 /// <summary>Options of <c>peft evaluate</c> (section <c>Peft:Evaluate</c>).</summary>
 public sealed class EvaluateOptions : IQuantizeOptions
-{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+{
+    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
     [Description(QuantizeOptionChecks.QuantizeHelp)]
     [AllowedValues("int8", "nf4", "fp4")]
     public string? Quantize { get; set; }
@@ -20,6 +21,14 @@ public sealed class EvaluateOptions : IQuantizeOptions
     [AllowedValues("float32", "bfloat16", "float16")]
     public string? ComputeDtype { get; set; }
 
+    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
+    [Description(QuantizeOptionChecks.DtypeHelp)]
+    [AllowedValues("auto", "float32", "bfloat16", "float16")]
+    public string? Dtype { get; set; }
+
+    /// <summary>Where the model runs.</summary>
+    [Description(QuantizeOptionChecks.DeviceHelp)]
+    public string? Device { get; set; }
 
     /// <summary>A Hugging Face model directory (the base model).</summary>
     [Description("The base model directory (a sequence classifier with vocab.txt).")]
@@ -76,7 +85,8 @@ public sealed class PredictOptions
 
 /// <summary>Options of <c>peft generate</c> (section <c>Peft:Generate</c>).</summary>
 public sealed class GenerateOptions : IQuantizeOptions
-{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+{
+    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
     [Description(QuantizeOptionChecks.QuantizeHelp)]
     [AllowedValues("int8", "nf4", "fp4")]
     public string? Quantize { get; set; }
@@ -90,6 +100,14 @@ public sealed class GenerateOptions : IQuantizeOptions
     [AllowedValues("float32", "bfloat16", "float16")]
     public string? ComputeDtype { get; set; }
 
+    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
+    [Description(QuantizeOptionChecks.DtypeHelp)]
+    [AllowedValues("auto", "float32", "bfloat16", "float16")]
+    public string? Dtype { get; set; }
+
+    /// <summary>Where the model runs.</summary>
+    [Description(QuantizeOptionChecks.DeviceHelp)]
+    public string? Device { get; set; }
 
     /// <summary>A causal-LM or seq2seq model directory.</summary>
     [Description("A causal-LM or seq2seq model directory.")]
@@ -110,11 +128,36 @@ public sealed class GenerateOptions : IQuantizeOptions
     /// <summary>Tokens to generate.</summary>
     [Description("Tokens to generate.")]
     public int MaxNewTokens { get; set; } = 20;
+
+    /// <summary>Sample instead of greedy decoding (do_sample).</summary>
+    [Description("Sample from the distribution (warped by --temperature, --top-k, --top-p) instead of greedy decoding.")]
+    public bool DoSample { get; set; }
+
+    /// <summary>Sampling temperature.</summary>
+    [Description("With --do-sample: logits are divided by this (positive).")]
+    public double Temperature { get; set; } = 1.0;
+
+    /// <summary>Top-k filter.</summary>
+    [Description("With --do-sample: keep the k most likely tokens (0 keeps all).")]
+    public int TopK { get; set; } = 50;
+
+    /// <summary>Nucleus filter.</summary>
+    [Description("With --do-sample: keep the most likely tokens whose probability reaches p, in (0, 1].")]
+    public double TopP { get; set; } = 1.0;
+
+    /// <summary>Seed of the sampling generator.</summary>
+    [Description("With --do-sample: the seed, for reproducible samples [default: unseeded]")]
+    public long? Seed { get; set; }
+
+    /// <summary>Stop strings.</summary>
+    [Description("With --text: stop once the continuation contains this string; repeat the option for several.")]
+    public string[]? Stop { get; set; }
 }
 
 /// <summary>Options of <c>peft merge</c> (section <c>Peft:Merge</c>).</summary>
 public sealed class MergeOptions : IQuantizeOptions
-{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+{
+    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
     [Description(QuantizeOptionChecks.QuantizeHelp)]
     [AllowedValues("int8", "nf4", "fp4")]
     public string? Quantize { get; set; }
@@ -128,6 +171,14 @@ public sealed class MergeOptions : IQuantizeOptions
     [AllowedValues("float32", "bfloat16", "float16")]
     public string? ComputeDtype { get; set; }
 
+    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
+    [Description(QuantizeOptionChecks.DtypeHelp)]
+    [AllowedValues("auto", "float32", "bfloat16", "float16")]
+    public string? Dtype { get; set; }
+
+    /// <summary>Where the model runs.</summary>
+    [Description(QuantizeOptionChecks.DeviceHelp)]
+    public string? Device { get; set; }
 
     /// <summary>The base model directory.</summary>
     [Description("The base model directory.")]
@@ -148,7 +199,8 @@ public sealed class MergeOptions : IQuantizeOptions
 
 /// <summary>Options of <c>peft inspect</c> (section <c>Peft:Inspect</c>).</summary>
 public sealed class InspectOptions : IQuantizeOptions
-{    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
+{
+    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
     [Description(QuantizeOptionChecks.QuantizeHelp)]
     [AllowedValues("int8", "nf4", "fp4")]
     public string? Quantize { get; set; }
@@ -162,6 +214,14 @@ public sealed class InspectOptions : IQuantizeOptions
     [AllowedValues("float32", "bfloat16", "float16")]
     public string? ComputeDtype { get; set; }
 
+    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
+    [Description(QuantizeOptionChecks.DtypeHelp)]
+    [AllowedValues("auto", "float32", "bfloat16", "float16")]
+    public string? Dtype { get; set; }
+
+    /// <summary>Where the model runs.</summary>
+    [Description(QuantizeOptionChecks.DeviceHelp)]
+    public string? Device { get; set; }
 
     /// <summary>The adapter directory.</summary>
     [Description("The adapter directory.")]

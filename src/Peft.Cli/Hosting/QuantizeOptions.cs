@@ -16,6 +16,12 @@ public interface IQuantizeOptions
 
     /// <summary>4-bit only: the compute dtype.</summary>
     string? ComputeDtype { get; }
+
+    /// <summary>The weights' dtype: auto (config.json's), float32, bfloat16, float16; null: float32.</summary>
+    string? Dtype { get; }
+
+    /// <summary>cpu, cuda or cuda:N; null: cpu.</summary>
+    string? Device { get; }
 }
 
 /// <summary>Turns <see cref="IQuantizeOptions"/> into load options, refusing combinations that mean nothing.</summary>
@@ -29,6 +35,12 @@ public static class QuantizeOptionChecks
 
     /// <summary>The help text of <c>--compute-dtype</c>.</summary>
     public const string ComputeDtypeHelp = "With --quantize nf4|fp4: the dtype 4-bit layers compute in: float32, bfloat16, float16 (bnb_4bit_compute_dtype) [default: float32]";
+
+    /// <summary>The help text of <c>--dtype</c>.</summary>
+    public const string DtypeHelp = "The dtype the weights load in: auto (config.json's torch_dtype), float32, bfloat16, float16; adapters train in float32 over a half-precision base [default: float32]";
+
+    /// <summary>The help text of <c>--device</c>.</summary>
+    public const string DeviceHelp = "Where the model runs: cpu, cuda or cuda:N (a CUDA build of libtorch and a GPU) [default: cpu]";
 
     /// <summary>The problems of the options, empty when they are fine.</summary>
     public static IEnumerable<string> Problems(IQuantizeOptions options)
@@ -58,9 +70,22 @@ public static class QuantizeOptionChecks
     {
         var problems = Problems(options).ToList();
         if (problems.Count > 0) throw new CommandLineException(string.Join("; ", problems) + ".");
-        if (options.Quantize is null) return ModelLoadOptions.Default;
+        var placed = new ModelLoadOptions
+        {
+            DType = options.Dtype is { } dtype ? ModelLoadOptions.ParseDType(dtype) : ModelDType.Float32,
+            Device = options.Device ?? "cpu",
+        };
+        try
+        {
+            _ = placed.ResolveDevice();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CommandLineException($"--device: {e.Message}");
+        }
+        if (options.Quantize is null) return placed;
         var type = QuantTypes.Parse(options.Quantize);
-        return new ModelLoadOptions
+        return placed with
         {
             Quantization = type == QuantType.Int8
                 ? new QuantizationOptions { LoadIn8Bit = true }
