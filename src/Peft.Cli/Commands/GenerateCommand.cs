@@ -57,8 +57,11 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             }.Where(o => o.Set).Select(o => o.Name).ToList();
             if (given.Count > 0) throw new CommandLineException($"{string.Join(", ", given)}: sampling options need --do-sample true (decoding is greedy without it).");
         }
+        if (!(settings.Temperature > 0)) throw new CommandLineException($"--temperature must be positive, got {settings.Temperature}.");
+        if (settings.TopK < 0) throw new CommandLineException($"--top-k must be 0 (all) or more, got {settings.TopK}.");
+        if (!(settings.TopP > 0 && settings.TopP <= 1)) throw new CommandLineException($"--top-p must be in (0, 1], got {settings.TopP}.");
         if (settings.Stop is { Length: > 0 } && tokenizer is null) throw new CommandLineException("--stop: stop strings need --text (the model's tokenizer decodes the continuation).");
-        var options = new GenerationOptions
+        return new GenerationOptions
         {
             MaxNewTokens = settings.MaxNewTokens,
             DoSample = settings.DoSample,
@@ -69,15 +72,6 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             StopStrings = settings.Stop ?? [],
             Decode = tokenizer is null ? null : ids => tokenizer.Decode(ids),
         };
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new CommandLineException($"generate: {e.Message}");
-        }
-        return options;
     }
 
     /// <summary>Seq2seq when the architecture is an encoder-decoder, causal LM when it has a head for it, else an error naming --model.</summary>

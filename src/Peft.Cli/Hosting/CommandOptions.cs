@@ -5,31 +5,8 @@ using Peft.Cli.Data;
 namespace Peft.Cli.Hosting;
 
 /// <summary>Options of <c>peft evaluate</c> (section <c>Peft:Evaluate</c>).</summary>
-public sealed class EvaluateOptions : IQuantizeOptions
+public sealed class EvaluateOptions : ModelLoadingOptions
 {
-    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
-    [Description(QuantizeOptionChecks.QuantizeHelp)]
-    [AllowedValues("int8", "nf4", "fp4")]
-    public string? Quantize { get; set; }
-
-    /// <summary>4-bit only: double quantization.</summary>
-    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
-    public bool DoubleQuant { get; set; }
-
-    /// <summary>4-bit only: the compute dtype.</summary>
-    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
-    [AllowedValues("float32", "bfloat16", "float16")]
-    public string? ComputeDtype { get; set; }
-
-    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
-    [Description(QuantizeOptionChecks.DtypeHelp)]
-    [AllowedValues("auto", "float32", "bfloat16", "float16")]
-    public string? Dtype { get; set; }
-
-    /// <summary>Where the model runs.</summary>
-    [Description(QuantizeOptionChecks.DeviceHelp)]
-    public string? Device { get; set; }
-
     /// <summary>A Hugging Face model directory (the base model).</summary>
     [Description("The base model directory (a sequence classifier with vocab.txt).")]
     public string? Model { get; set; }
@@ -84,31 +61,8 @@ public sealed class PredictOptions
 }
 
 /// <summary>Options of <c>peft generate</c> (section <c>Peft:Generate</c>).</summary>
-public sealed class GenerateOptions : IQuantizeOptions
+public sealed class GenerateOptions : ModelLoadingOptions
 {
-    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
-    [Description(QuantizeOptionChecks.QuantizeHelp)]
-    [AllowedValues("int8", "nf4", "fp4")]
-    public string? Quantize { get; set; }
-
-    /// <summary>4-bit only: double quantization.</summary>
-    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
-    public bool DoubleQuant { get; set; }
-
-    /// <summary>4-bit only: the compute dtype.</summary>
-    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
-    [AllowedValues("float32", "bfloat16", "float16")]
-    public string? ComputeDtype { get; set; }
-
-    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
-    [Description(QuantizeOptionChecks.DtypeHelp)]
-    [AllowedValues("auto", "float32", "bfloat16", "float16")]
-    public string? Dtype { get; set; }
-
-    /// <summary>Where the model runs.</summary>
-    [Description(QuantizeOptionChecks.DeviceHelp)]
-    public string? Device { get; set; }
-
     /// <summary>A causal-LM or seq2seq model directory.</summary>
     [Description("A causal-LM or seq2seq model directory.")]
     public string? Model { get; set; }
@@ -155,31 +109,8 @@ public sealed class GenerateOptions : IQuantizeOptions
 }
 
 /// <summary>Options of <c>peft merge</c> (section <c>Peft:Merge</c>).</summary>
-public sealed class MergeOptions : IQuantizeOptions
+public sealed class MergeOptions : ModelLoadingOptions
 {
-    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
-    [Description(QuantizeOptionChecks.QuantizeHelp)]
-    [AllowedValues("int8", "nf4", "fp4")]
-    public string? Quantize { get; set; }
-
-    /// <summary>4-bit only: double quantization.</summary>
-    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
-    public bool DoubleQuant { get; set; }
-
-    /// <summary>4-bit only: the compute dtype.</summary>
-    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
-    [AllowedValues("float32", "bfloat16", "float16")]
-    public string? ComputeDtype { get; set; }
-
-    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
-    [Description(QuantizeOptionChecks.DtypeHelp)]
-    [AllowedValues("auto", "float32", "bfloat16", "float16")]
-    public string? Dtype { get; set; }
-
-    /// <summary>Where the model runs.</summary>
-    [Description(QuantizeOptionChecks.DeviceHelp)]
-    public string? Device { get; set; }
-
     /// <summary>The base model directory.</summary>
     [Description("The base model directory.")]
     public string? Model { get; set; }
@@ -198,31 +129,8 @@ public sealed class MergeOptions : IQuantizeOptions
 }
 
 /// <summary>Options of <c>peft inspect</c> (section <c>Peft:Inspect</c>).</summary>
-public sealed class InspectOptions : IQuantizeOptions
+public sealed class InspectOptions : ModelLoadingOptions
 {
-    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
-    [Description(QuantizeOptionChecks.QuantizeHelp)]
-    [AllowedValues("int8", "nf4", "fp4")]
-    public string? Quantize { get; set; }
-
-    /// <summary>4-bit only: double quantization.</summary>
-    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
-    public bool DoubleQuant { get; set; }
-
-    /// <summary>4-bit only: the compute dtype.</summary>
-    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
-    [AllowedValues("float32", "bfloat16", "float16")]
-    public string? ComputeDtype { get; set; }
-
-    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
-    [Description(QuantizeOptionChecks.DtypeHelp)]
-    [AllowedValues("auto", "float32", "bfloat16", "float16")]
-    public string? Dtype { get; set; }
-
-    /// <summary>Where the model runs.</summary>
-    [Description(QuantizeOptionChecks.DeviceHelp)]
-    public string? Device { get; set; }
-
     /// <summary>The adapter directory.</summary>
     [Description("The adapter directory.")]
     public string? Adapter { get; set; }

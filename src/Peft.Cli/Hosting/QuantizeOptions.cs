@@ -5,26 +5,37 @@ using Peft.Quantization;
 
 namespace Peft.Cli.Hosting;
 
-/// <summary>The <c>--quantize</c>, <c>--double-quant</c> and <c>--compute-dtype</c> options a command that loads a base model takes.</summary>
-public interface IQuantizeOptions
+/// <summary>
+/// How a command loads its base model: dtype, device and quantization, the options every model-loading command
+/// shares (their counterparts of from_pretrained's keyword arguments), declared once here.
+/// </summary>
+public abstract class ModelLoadingOptions
 {
-    /// <summary>int8, nf4, fp4, or null: not quantized.</summary>
-    string? Quantize { get; }
+    /// <summary>Quantize the base model on load: int8, nf4 or fp4, or null: not quantized (see <see cref="QuantizeOptionChecks"/>).</summary>
+    [Description(QuantizeOptionChecks.QuantizeHelp)]
+    [AllowedValues("int8", "nf4", "fp4")]
+    public string? Quantize { get; set; }
 
     /// <summary>4-bit only: quantize the absmax values too.</summary>
-    bool DoubleQuant { get; }
+    [Description(QuantizeOptionChecks.DoubleQuantHelp)]
+    public bool DoubleQuant { get; set; }
 
     /// <summary>4-bit only: the compute dtype.</summary>
-    string? ComputeDtype { get; }
+    [Description(QuantizeOptionChecks.ComputeDtypeHelp)]
+    [AllowedValues("float32", "bfloat16", "float16")]
+    public string? ComputeDtype { get; set; }
 
     /// <summary>The weights' dtype: auto (config.json's), float32, bfloat16, float16; null: float32.</summary>
-    string? Dtype { get; }
+    [Description(QuantizeOptionChecks.DtypeHelp)]
+    [AllowedValues("auto", "float32", "bfloat16", "float16")]
+    public string? Dtype { get; set; }
 
     /// <summary>cpu, cuda or cuda:N; null: cpu.</summary>
-    string? Device { get; }
+    [Description(QuantizeOptionChecks.DeviceHelp)]
+    public string? Device { get; set; }
 }
 
-/// <summary>Turns <see cref="IQuantizeOptions"/> into load options, refusing combinations that mean nothing.</summary>
+/// <summary>Turns <see cref="ModelLoadingOptions"/> into load options, refusing combinations that mean nothing.</summary>
 public static class QuantizeOptionChecks
 {
     /// <summary>The help text of <c>--quantize</c>.</summary>
@@ -43,7 +54,7 @@ public static class QuantizeOptionChecks
     public const string DeviceHelp = "Where the model runs: cpu, cuda or cuda:N (a CUDA build of libtorch and a GPU) [default: cpu]";
 
     /// <summary>The problems of the options, empty when they are fine.</summary>
-    public static IEnumerable<string> Problems(IQuantizeOptions options)
+    public static IEnumerable<string> Problems(ModelLoadingOptions options)
     {
         if (options.Quantize is null)
         {
@@ -66,7 +77,7 @@ public static class QuantizeOptionChecks
 
     /// <summary>The load options the quantization options ask for (the defaults when none).</summary>
     /// <exception cref="CommandLineException">A problem of <see cref="Problems"/>.</exception>
-    public static ModelLoadOptions LoadOptions(IQuantizeOptions options)
+    public static ModelLoadOptions LoadOptions(ModelLoadingOptions options)
     {
         var problems = Problems(options).ToList();
         if (problems.Count > 0) throw new CommandLineException(string.Join("; ", problems) + ".");
@@ -81,7 +92,10 @@ public static class QuantizeOptionChecks
         }
         catch (ArgumentException e)
         {
-            throw new CommandLineException($"--device: {e.Message}");
+            // The library names its own property; the user typed --device.
+            var reason = e.Message.Replace($"{nameof(ModelLoadOptions)}.{nameof(ModelLoadOptions.Device)} ", "", StringComparison.Ordinal);
+            var parameter = $" (Parameter '{e.ParamName}')";
+            throw new CommandLineException($"--device: {(reason.EndsWith(parameter, StringComparison.Ordinal) ? reason[..^parameter.Length] : reason)}");
         }
         if (options.Quantize is null) return placed;
         var type = QuantTypes.Parse(options.Quantize);
