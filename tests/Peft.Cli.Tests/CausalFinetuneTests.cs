@@ -26,11 +26,11 @@ public sealed class CausalFinetuneTests : IDisposable
         throw new DirectoryNotFoundException("tests/fixtures/hf-peft not found");
     }
 
-    private string TinyModelWithTokenizer()
+    private string TinyModelWithTokenizer(string fixture = "gpt2-clm")
     {
-        var model = Path.Combine(_directory, "model");
+        var model = Path.Combine(_directory, "model-" + fixture);
         Directory.CreateDirectory(model);
-        foreach (var file in new[] { "config.json", "model.safetensors" }) File.Copy(Fixture("models", "gpt2-clm", file), Path.Combine(model, file));
+        foreach (var file in new[] { "config.json", "model.safetensors" }) File.Copy(Fixture("models", fixture, file), Path.Combine(model, file));
         // GPT-2's byte-level alphabet maps printable ASCII to itself and the space to 'Ġ'.
         var vocabulary = new Dictionary<string, int>();
         for (char c = '!'; c <= '~'; c++) vocabulary[c.ToString()] = vocabulary.Count;
@@ -93,6 +93,11 @@ public sealed class CausalFinetuneTests : IDisposable
 
         // Recomputing the activations changes memory and time, not the math: the same accuracy.
         Assert.Equal(await LoraRow("plain"), await LoraRow("checkpointed", "--gradient-checkpointing", "true"));
+
+        // The option reaches the model: an architecture without checkpointing refuses it by name.
+        var bloom = await CliRun.Of("finetune", "--task", "causal-lm", "--model", TinyModelWithTokenizer("bloom-clm"), "--data", data,
+            "--methods", "lora", "--epochs", "1", "--output", Path.Combine(_directory, "bloom"), "--gradient-checkpointing", "true");
+        Assert.Contains("--gradient-checkpointing", bloom.AssertUserError());
     }
 
     [Fact]

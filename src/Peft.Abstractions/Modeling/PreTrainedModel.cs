@@ -63,6 +63,9 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>Whether the layer stacks are checkpointed.</summary>
     public bool IsGradientCheckpointing => modules().OfType<IGradientCheckpointing>().Any(m => m.GradientCheckpointing);
 
+    /// <summary>Whether this architecture's layer stack implements gradient checkpointing.</summary>
+    public bool SupportsGradientCheckpointing => modules().OfType<IGradientCheckpointing>().Any();
+
     private void SetGradientCheckpointing(bool enabled)
     {
         var stacks = modules().OfType<IGradientCheckpointing>().ToList();

@@ -128,6 +128,10 @@ public sealed partial class FinetuneCommand(
         CancellationToken cancellationToken)
     {
         var model = load();
+        if (settings.GradientCheckpointing && !model.SupportsGradientCheckpointing)
+        {
+            throw new CommandLineException($"--gradient-checkpointing: not implemented for '{model.Config.ModelType}' models (it is for GPT-2, Llama and the BERT family).");
+        }
         PeftModel? peft = null;
         ITrainable trainable;
         double learningRate;
