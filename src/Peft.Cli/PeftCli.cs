@@ -1,6 +1,7 @@
 using Peft.Modeling;
 using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Peft.Cli.Commands;
 using Peft.Cli.Data;
@@ -55,6 +56,8 @@ public static class PeftCli
         try
         {
             using var host = PeftCliHost.Build(parsed.Command, parsed.Settings, console);
+            // Scoped, not only global: two runs in one process (tests, an app hosting the CLI) each keep the library's warnings on their own console.
+            using var warnings = PeftLog.Use(host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Peft"));
             return await host.Services.GetRequiredKeyedService<ICliCommand>(parsed.Command).RunAsync(cancellationToken);
         }
         catch (OptionsValidationException e)

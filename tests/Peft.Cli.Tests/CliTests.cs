@@ -55,6 +55,44 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task RunsAtTheSameTimeKeepTheLibrarysWarningsOnTheirOwnConsole()
+    {
+        // Each host used to make itself the global sink of PeftLog, so a run's warning could print on whichever console was built last.
+        var root = Directory.CreateTempSubdirectory("peft-warnings-").FullName;
+        try
+        {
+            var adapters = Enumerable.Range(0, 12).Select(i =>
+            {
+                var adapter = Path.Combine(root, $"adapter{i}");
+                Directory.CreateDirectory(adapter);
+                var source = TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter");
+                File.Copy(Path.Combine(source, "adapter_model.safetensors"), Path.Combine(adapter, "adapter_model.safetensors"));
+                var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "adapter_config.json")))!.AsObject();
+                config[$"unknown_key_{i}"] = i;
+                File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), config.ToJsonString());
+                return adapter;
+            }).ToList();
+
+            var runs = await Task.WhenAll(adapters.Select(a => Task.Run(() => CliRun.Of("inspect", "--adapter", a))));
+
+            for (int i = 0; i < runs.Length; i++)
+            {
+                Assert.Equal(0, runs[i].ExitCode);
+                var console = runs[i].Console.ReplaceLineEndings("");
+                for (int j = 0; j < runs.Length; j++)
+                {
+                    if (i == j) Assert.Contains($"`unknown_key_{j}`", console);
+                    else Assert.DoesNotContain($"`unknown_key_{j}`", console);
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task InspectOfAMissingAdapterNamesIt()
     {
         var run = await CliRun.Of("inspect", "--adapter", "/no/such/adapter");
