@@ -17,13 +17,15 @@ public static class DiffusersModels
 
     /// <summary>
     /// Builds a UNet from <paramref name="directory"/> (a pipeline's <c>unet/</c> folder) and loads its weights by name,
-    /// in float32 on the CPU, in eval mode. Every weight the model has must be in the file with its shape.
+    /// on the CPU in <paramref name="dtype"/> (float32 by default), in eval mode. Every weight the model has must be in the
+    /// file with its shape.
     /// </summary>
     /// <param name="directory">The folder with config.json and diffusion_pytorch_model.safetensors.</param>
     /// <param name="configure">Adjusts the config before building.</param>
+    /// <param name="dtype">The parameters' dtype (the file's values are converted).</param>
     /// <exception cref="ModelConfigException">config.json is missing, is not a UNet2DConditionModel's, or names an option not built here.</exception>
     /// <exception cref="CheckpointException">A weight is missing or has another shape.</exception>
-    public static UNet2DConditionModel LoadUnet(string directory, Func<UNet2DConditionConfig, UNet2DConditionConfig>? configure = null)
+    public static UNet2DConditionModel LoadUnet(string directory, Func<UNet2DConditionConfig, UNet2DConditionConfig>? configure = null, torch.ScalarType dtype = torch.ScalarType.Float32)
     {
         var path = Path.Combine(directory, "config.json");
         var config = ReadUnetConfig(path);
@@ -50,6 +52,7 @@ public static class DiffusersModels
             model.Dispose();
             throw;
         }
+        if (dtype != torch.ScalarType.Float32) model.to(dtype);
         model.eval();
         return model;
     }

@@ -65,21 +65,21 @@ public static class DreamboothTrainer
             if (options.WithPriorPreservation)
             {
                 var half = prediction.shape[0] / 2;
-                var instance = nn.functional.mse_loss(prediction[..(int)half].to(ScalarType.Float32), target[..(int)half].to(ScalarType.Float32));
-                var prior = nn.functional.mse_loss(prediction[(int)half..].to(ScalarType.Float32), target[(int)half..].to(ScalarType.Float32));
+                var instance = nn.functional.mse_loss(Precision.AtLeastFloat32(prediction[..(int)half]), Precision.AtLeastFloat32(target[..(int)half]));
+                var prior = nn.functional.mse_loss(Precision.AtLeastFloat32(prediction[(int)half..]), Precision.AtLeastFloat32(target[(int)half..]));
                 loss = instance + options.PriorLossWeight * prior;
-                instanceLosses.Add(instance.item<float>());
-                priorLosses.Add(prior.item<float>());
+                instanceLosses.Add(instance.ToDouble());
+                priorLosses.Add(prior.ToDouble());
             }
             else
             {
-                loss = nn.functional.mse_loss(prediction.to(ScalarType.Float32), target.to(ScalarType.Float32));
-                instanceLosses.Add(loss.item<float>());
+                loss = nn.functional.mse_loss(Precision.AtLeastFloat32(prediction), Precision.AtLeastFloat32(target));
+                instanceLosses.Add(loss.ToDouble());
             }
             loss.backward();
             nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
             optimizer.step();
-            losses.Add(loss.item<float>());
+            losses.Add(loss.ToDouble());
         }
         unet.eval();
         textEncoder.eval();
@@ -109,7 +109,7 @@ public static class DreamboothTrainer
                 Timestep = timesteps,
                 EncoderHiddenStates = context.expand(images.shape[0], -1, -1),
             }).Logits;
-            total += nn.functional.mse_loss(prediction, scheduler.Target(images, noise, timesteps)).item<float>();
+            total += nn.functional.mse_loss(Precision.AtLeastFloat32(prediction), Precision.AtLeastFloat32(scheduler.Target(images, noise, timesteps))).ToDouble();
         }
         return total / draws;
     }

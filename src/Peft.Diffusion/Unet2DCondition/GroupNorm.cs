@@ -8,9 +8,9 @@ namespace Peft.Diffusion.Unet2DCondition;
 /// torch.nn.GroupNorm with affine weight (ones) and bias (zeros), registered as <c>weight</c> and <c>bias</c>.
 /// </summary>
 /// <remarks>
-/// Written out rather than through TorchSharp 0.107: its GroupNorm module held uninitialised affine parameters (values of
-/// 1e34), and its functional group_norm gave NaN weight gradients in backward and, now and then, a NaN forward on finite
-/// inputs. The statistics are torch's: mean and biased variance over each group's channels and positions.
+/// TorchSharp 0.107's GroupNorm module was seen holding uninitialised affine parameters (values of 1e34) instead of
+/// ones and zeros; this one owns its parameters. The statistics are torch's: mean and biased variance over each group's
+/// channels and positions, in the input's dtype.
 /// </remarks>
 public sealed class GroupNorm : nn.Module<Tensor, Tensor>
 {

@@ -83,7 +83,7 @@ public sealed partial class UNet2DConditionModel : PreTrainedModel
         var context = inputs.EncoderHiddenStates ?? throw new ArgumentException("The UNet needs the text encoder's output as EncoderHiddenStates (batch, tokens, cross_attention_dim).");
         using var scope = torch.NewDisposeScope();
         var prediction = Denoise(sample, timestep, context, inputs.AttentionMask);
-        Tensor? loss = inputs.Labels is { } target ? nn.functional.mse_loss(prediction.to(ScalarType.Float32), target.to(ScalarType.Float32)) : null;
+        Tensor? loss = inputs.Labels is { } target ? nn.functional.mse_loss(Precision.AtLeastFloat32(prediction), Precision.AtLeastFloat32(target)) : null;
         return new ModelOutputs { Logits = prediction.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
 

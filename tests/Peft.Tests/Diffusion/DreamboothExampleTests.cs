@@ -36,6 +36,7 @@ public class DreamboothExampleTests
             VocabSize = Vocabulary.Length, HiddenSize = TinyUnet.ContextDim, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 24, MaxPositionEmbeddings = 8,
         });
         foreach (var p in encoder.parameters()) p.requires_grad = false;
+        encoder.to(TinyUnet.DType);
         encoder.eval();
         return encoder;
     }
@@ -47,7 +48,7 @@ public class DreamboothExampleTests
         instance[.., .., 2..6, 2..6] = torch.tensor(1.0f);
         var stripes = torch.arange(8, dtype: ScalarType.Float32).remainder(2).mul(2).sub(1).expand(4, 4, 8, 8).contiguous();
         torch.manual_seed(12);
-        return (instance + 0.05 * torch.randn(4, 4, 8, 8), stripes + 0.05 * torch.randn(4, 4, 8, 8));
+        return ((instance + 0.05 * torch.randn(4, 4, 8, 8)).to(TinyUnet.DType), (stripes + 0.05 * torch.randn(4, 4, 8, 8)).to(TinyUnet.DType));
     }
 
     [Fact]
@@ -106,7 +107,7 @@ public class DreamboothExampleTests
         var image = DdimSampling.Generate(peft, ddim, prompt, [2, 4, 8, 8], steps: 5, seed: 7, unconditional: empty, guidanceScale: 3.0);
         Assert.Equal([2L, 4, 8, 8], image.shape);
         Assert.True(image.isfinite().all().item<bool>());
-        Assert.Equal(0.0, (image - DdimSampling.Generate(peft, ddim, prompt, [2, 4, 8, 8], steps: 5, seed: 7, unconditional: empty, guidanceScale: 3.0)).abs().max().item<float>());
+        Assert.Equal(0.0, (image - DdimSampling.Generate(peft, ddim, prompt, [2, 4, 8, 8], steps: 5, seed: 7, unconditional: empty, guidanceScale: 3.0)).abs().max().ToDouble());
     }
 
     [Fact]

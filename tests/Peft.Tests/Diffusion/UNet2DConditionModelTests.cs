@@ -59,13 +59,13 @@ public class UNet2DConditionModelTests
     {
         using var scope = torch.NewDisposeScope();
         var model = TinyUnet.Build(2);
-        var sample = torch.randn(3, 4, height, width);
+        var sample = TinyUnet.Randn(3, 4, height, width);
         var output = model.call(new ModelInputs { PixelValues = sample, Timestep = torch.tensor(new long[] { 1, 500, 999 }), EncoderHiddenStates = TinyUnet.Context(3, 3) });
         Assert.Equal([3L, 4, height, width], output.Logits.shape);
         if (!output.Logits.isfinite().all().item<bool>())
         {
             foreach (var (n, p) in model.named_parameters())
-                if (!p.isfinite().all().item<bool>() || p.abs().max().item<float>() > 5) Console.WriteLine("BAD " + n + " " + p.abs().max().item<float>());
+                if (!p.isfinite().all().item<bool>() || p.abs().max().ToDouble() > 5) Console.WriteLine("BAD " + n + " " + p.abs().max().ToDouble());
             Console.WriteLine("SAMPLE " + sample.isfinite().all().item<bool>() + " grad " + torch.is_grad_enabled());
         }
         Assert.True(output.Logits.isfinite().all().item<bool>());
@@ -77,21 +77,21 @@ public class UNet2DConditionModelTests
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(9);
-        var sample = torch.randn(2, 4, 8, 8);
+        var sample = TinyUnet.Randn(2, 4, 8, 8);
         var context = TinyUnet.Context(2, 4);
         var a = TinyUnet.Build(5).Denoise(sample, torch.tensor(10L), context);
         var b = TinyUnet.Build(5).Denoise(sample, torch.tensor(10L), context);
-        Assert.Equal(0.0, (a - b).abs().max().item<float>());
+        Assert.Equal(0.0, (a - b).abs().max().ToDouble());
         // A scalar timestep is the same as one per sample; another timestep or context changes the prediction.
         var model = TinyUnet.Build(5);
-        Assert.Equal(0.0, (a - model.Denoise(sample, torch.tensor(new long[] { 10, 10 }), context)).abs().max().item<float>());
-        Assert.True((a - model.Denoise(sample, torch.tensor(900L), context)).abs().max().item<float>() > 1e-4);
-        Assert.True((a - model.Denoise(sample, torch.tensor(10L), TinyUnet.Context(2, 5))).abs().max().item<float>() > 1e-4);
+        Assert.Equal(0.0, (a - model.Denoise(sample, torch.tensor(new long[] { 10, 10 }), context)).abs().max().ToDouble());
+        Assert.True((a - model.Denoise(sample, torch.tensor(900L), context)).abs().max().ToDouble() > 1e-4);
+        Assert.True((a - model.Denoise(sample, torch.tensor(10L), TinyUnet.Context(2, 5))).abs().max().ToDouble() > 1e-4);
         // A padding mask over the text tokens is diffusers' encoder_attention_mask: masking tokens changes the result.
         var mask = torch.tensor(new long[] { 1, 1, 0, 0, 0, 1, 1, 1, 1, 1 }).reshape(2, 5);
         var masked = model.Denoise(sample, torch.tensor(10L), context, mask);
-        Assert.True((a[0] - masked[0]).abs().max().item<float>() > 1e-5);
-        Assert.True((a[1] - masked[1]).abs().max().item<float>() < 1e-5);
+        Assert.True((a[0] - masked[0]).abs().max().ToDouble() > 1e-5);
+        Assert.True((a[1] - masked[1]).abs().max().ToDouble() < 1e-5);
     }
 
     [Fact]
@@ -109,8 +109,8 @@ public class UNet2DConditionModelTests
                     // exp(−ln(10000)·i / (half − shift)) · t, sines then cosines (cosines first when flipped).
                     var angle = t * Math.Exp(-Math.Log(10000) * i / (3 - shift));
                     var (first, second) = flip ? (Math.Cos(angle), Math.Sin(angle)) : (Math.Sin(angle), Math.Cos(angle));
-                    Assert.Equal(first, embedding[row, i].item<float>(), 3e-4);
-                    Assert.Equal(second, embedding[row, i + 3].item<float>(), 3e-4);
+                    Assert.Equal(first, embedding[row, i].ToDouble(), 3e-4);
+                    Assert.Equal(second, embedding[row, i + 3].ToDouble(), 3e-4);
                 }
             }
         }
@@ -121,11 +121,11 @@ public class UNet2DConditionModelTests
     {
         using var scope = torch.NewDisposeScope();
         var model = TinyUnet.Build(6);
-        var sample = torch.randn(2, 4, 8, 8);
-        var target = torch.randn(2, 4, 8, 8);
+        var sample = TinyUnet.Randn(2, 4, 8, 8);
+        var target = TinyUnet.Randn(2, 4, 8, 8);
         var output = model.call(new ModelInputs { PixelValues = sample, Timestep = torch.tensor(7L), EncoderHiddenStates = TinyUnet.Context(2, 1), Labels = target });
-        var expected = (output.Logits - target).pow(2).mean().item<float>();
-        Assert.Equal(expected, output.Loss!.item<float>(), 6);
+        var expected = (output.Logits - target).pow(2).mean().ToDouble();
+        Assert.Equal(expected, output.Loss!.ToDouble(), 6);
     }
 
     [Fact]
@@ -141,11 +141,11 @@ public class UNet2DConditionModelTests
         Assert.Equal(2, config.GetProperty("attention_head_dim").GetInt32());
         Assert.True(File.Exists(scratch.File("diffusion_pytorch_model.safetensors")));
 
-        var loaded = DiffusersModels.LoadUnet(scratch.Path);
+        var loaded = DiffusersModels.LoadUnet(scratch.Path, dtype: TinyUnet.DType);
         Assert.True(loaded.Unet.UseLinearProjection);
-        var sample = torch.randn(1, 4, 8, 8);
+        var sample = TinyUnet.Randn(1, 4, 8, 8);
         var context = TinyUnet.Context(1, 2);
-        Assert.Equal(0.0, (model.Denoise(sample, torch.tensor(3L), context) - loaded.Denoise(sample, torch.tensor(3L), context)).abs().max().item<float>());
+        Assert.Equal(0.0, (model.Denoise(sample, torch.tensor(3L), context) - loaded.Denoise(sample, torch.tensor(3L), context)).abs().max().ToDouble());
         Assert.Equal([8L, 8], loaded.state_dict()["down_blocks.0.attentions.0.proj_in.weight"].shape);   // Linear, Stable Diffusion 2's layout
     }
 

@@ -42,20 +42,20 @@ public class UNetLoraTests
         using var scope = torch.NewDisposeScope();
         var peft = PeftModels.Default.GetPeftModel(TinyUnet.Build(2), TinyUnet.Lora(LoraInitWeights.Random));
         peft.eval();
-        var sample = torch.randn(2, 4, 8, 8);
+        var sample = TinyUnet.Randn(2, 4, 8, 8);
         var context = TinyUnet.Context(2, 3);
         Tensor baseline;
         using (peft.DisableAdapter()) baseline = Predict(peft, sample, context);
         var unmerged = Predict(peft, sample, context);
-        Assert.True((unmerged - baseline).abs().max().item<float>() > 1e-3, "a random LoRA must change the prediction");
+        Assert.True((unmerged - baseline).abs().max().ToDouble() > 1e-3, "a random LoRA must change the prediction");
 
         peft.Merge();
-        Assert.True((Predict(peft, sample, context) - unmerged).abs().max().item<float>() < 1e-4);
+        Assert.True((Predict(peft, sample, context) - unmerged).abs().max().ToDouble() < 1e-4);
         peft.Unmerge();
-        Assert.True((Predict(peft, sample, context) - unmerged).abs().max().item<float>() < 1e-5);
+        Assert.True((Predict(peft, sample, context) - unmerged).abs().max().ToDouble() < 1e-5);
         var merged = peft.MergeAndUnload();
         Assert.DoesNotContain(merged.named_modules(), m => m.module is IAdapterLayer);
-        Assert.True((Predict(merged, sample, context) - unmerged).abs().max().item<float>() < 1e-4);
+        Assert.True((Predict(merged, sample, context) - unmerged).abs().max().ToDouble() < 1e-4);
     }
 
     [Fact]
@@ -65,7 +65,7 @@ public class UNetLoraTests
         using var scratch = new ScratchDirectory();
         var peft = PeftModels.Default.GetPeftModel(TinyUnet.Build(3), TinyUnet.Lora(LoraInitWeights.Random));
         peft.eval();
-        var sample = torch.randn(2, 4, 8, 8);
+        var sample = TinyUnet.Randn(2, 4, 8, 8);
         var context = TinyUnet.Context(2, 4);
         var expected = Predict(peft, sample, context);
         peft.SavePretrained(scratch.Path);
@@ -82,7 +82,7 @@ public class UNetLoraTests
 
         var loaded = PeftModels.Default.FromPretrained(TinyUnet.Build(3), scratch.Path);
         loaded.eval();
-        Assert.True((Predict(loaded, sample, context) - expected).abs().max().item<float>() < 1e-6);
+        Assert.True((Predict(loaded, sample, context) - expected).abs().max().ToDouble() < 1e-6);
         Assert.Equal(peft.TrainableParametersLine(), PeftModels.Default.FromPretrained(TinyUnet.Build(3), scratch.Path, isTrainable: true).TrainableParametersLine());
     }
 
