@@ -312,9 +312,20 @@ public class QLoraTests
             else Assert.True(p.equal(packed[name]).all().item<bool>(), name);
         }
         Assert.True(model.InputEmbeddings.call(tensor(new long[] { 1, 2 })).requires_grad);
+        Assert.True(model.IsGradientCheckpointing);   // use_gradient_checkpointing defaults to true, as in the reference
         var peft = PeftModels.Default.GetPeftModel(model, Lora("q_proj", "v_proj"));
         peft.train();
         peft.call(Inputs()).Loss!.backward();
         Assert.All(peft.TrainableParameters(), p => Assert.NotNull(p.Parameter.grad));
+    }
+
+    [Fact]
+    public void PrepareForKbitTrainingWithoutCheckpointingLeavesItOffAndAddsNoHook()
+    {
+        using var scope = NewDisposeScope();
+        var model = Load(Options("nf4", true, ModelDType.BFloat16), ModelDType.BFloat16);
+        Assert.Null(KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: false));
+        Assert.False(model.IsGradientCheckpointing);
+        Assert.False(model.InputEmbeddings.call(tensor(new long[] { 1, 2 })).requires_grad);
     }
 }
