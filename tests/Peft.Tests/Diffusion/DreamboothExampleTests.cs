@@ -123,18 +123,9 @@ public class DreamboothExampleTests
             new DreamboothData(instance, ids), new DreamboothOptions { Steps = 1, WithPriorPreservation = true })).Message);
         Assert.Contains("WithPriorPreservation", Assert.Throws<ArgumentException>(() => DreamboothTrainer.Train(peft, text, scheduler,
             new DreamboothData(instance, ids, classImages, ids), new DreamboothOptions { Steps = 1 })).Message);
-        Assert.Contains("Nothing to train", Assert.Throws<ArgumentException>(() => DreamboothTrainer.Train(TinyUnet.Build(24).Frozen(), text, scheduler,
+        Assert.Contains("Nothing to train", Assert.Throws<ArgumentException>(() => DreamboothTrainer.Train(TinyUnet.Frozen(TinyUnet.Build(24)), text, scheduler,
             new DreamboothData(instance, ids), new DreamboothOptions { Steps = 1 })).Message);
         using var ddim = new DdimScheduler(new NoiseScheduleConfig());
         Assert.Contains("guidanceScale", Assert.Throws<ArgumentException>(() => DdimSampling.Generate(peft, ddim, DreamboothTrainer.Encode(text, ids), [1, 4, 8, 8], 2, 0, guidanceScale: 5)).Message);
-    }
-}
-
-internal static class FreezeExtensions
-{
-    public static T Frozen<T>(this T module) where T : nn.Module
-    {
-        foreach (var p in module.parameters()) p.requires_grad = false;
-        return module;
     }
 }

@@ -38,6 +38,13 @@ internal static class TinyUnet
         return model;
     }
 
+    /// <summary>The model with every parameter frozen.</summary>
+    public static UNet2DConditionModel Frozen(UNet2DConditionModel model)
+    {
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        return model;
+    }
+
     public static Tensor Randn(params long[] shape) => torch.randn(shape, DType);
 
     /// <summary>LoRA on the attention projections (diffusers' scripts' targets) and the ResNets' convolutions.</summary>
