@@ -84,7 +84,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         if (options.EarlyStoppingPatience is not null && !canEvaluate) throw new ArgumentException("EarlyStoppingPatience needs an evaluation set.", nameof(evaluation));
 
         TrainingResult Result(bool cancelled) =>
-            new(state.StepLosses, state.Evaluations, cancelled, clock.Elapsed, state.StoppedEarly, state.BestCheckpoint);
+            new(state.StepLosses, state.Evaluations, cancelled, clock.Elapsed, state.StoppedEarly, state.BestCheckpoint) { SkippedSteps = state.SkippedSteps };
 
         var examplesSeen = 0;
         for (int epoch = state.Epoch + 1; epoch <= options.Epochs; epoch++)
@@ -107,21 +107,48 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 
                 optimizer.zero_grad();
                 double loss = 0;
+                string? nonFinite = null;
                 foreach (var batch in group)
                 {
+                    examplesSeen += batch.Length;
+                    // The rest of a step that is already lost is not computed.
+                    if (nonFinite is not null) continue;
                     using var scope = torch.NewDisposeScope();
                     var inputs = collate(batch.Select(i => train[i]).ToList());
                     var output = trainable.Module.call(inputs);
-                    var batchLoss = output.Loss ?? throw new InvalidOperationException("The model returned no loss: do the inputs carry labels?");
-                    (batchLoss / group.Count).backward();
-                    loss += batchLoss.item<float>() / group.Count;
                     // A cache (prefix tuning hands its prefixes in as one) lives outside dispose scopes.
                     output.PastKeyValues?.Dispose();
-                    examplesSeen += batch.Length;
+                    var batchLoss = output.Loss ?? throw new InvalidOperationException("The model returned no loss: do the inputs carry labels?");
+                    var value = batchLoss.item<float>();
+                    loss += value / group.Count;
+                    if (!float.IsFinite(value))
+                    {
+                        nonFinite = $"the loss ({value})";
+                        continue;
+                    }
+                    (batchLoss / group.Count).backward();
                 }
-                if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
-                optimizer.step();
-                trainable.AfterOptimizerStep(state.Step);
+                // Checked before clipping: clipping an infinite norm would turn the gradients into NaN or zeros and hide it.
+                if (nonFinite is null && NonFiniteGradient(trainable, parameters) is { } gradient) nonFinite = $"the gradient of {gradient}";
+                if (nonFinite is not null)
+                {
+                    if (!options.SkipNonFiniteSteps) throw NonFinite(nonFinite, state.Step + 1, epoch, learningRate);
+                    // As a mixed-precision trainer's skipped step: the batches are consumed and the schedule moves on, the weights do not change.
+                    optimizer.zero_grad();
+                    state.SkippedSteps.Add(state.Step + 1);
+                    LogSkippedStep(_logger, state.Step + 1, epoch, nonFinite, state.SkippedSteps.Count);
+                }
+                else
+                {
+                    if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
+                    optimizer.step();
+                    // Finite gradients can still overflow a weight (a huge learning rate); that step cannot be skipped any more.
+                    if (NonFiniteParameter(trainable, parameters) is { } parameter)
+                    {
+                        throw NonFinite($"parameter {parameter} after the update", state.Step + 1, epoch, learningRate);
+                    }
+                    trainable.AfterOptimizerStep(state.Step);
+                }
                 state.Step++;
                 state.StepInEpoch++;
                 state.StepLosses.Add(loss);
@@ -328,6 +355,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         public bool StoppedEarly { get; set; }
         public List<string> Checkpoints { get; set; } = [];
         public List<double> StepLosses { get; set; } = [];
+        public List<int> SkippedSteps { get; set; } = [];
         public List<EvaluationResult> Evaluations { get; set; } = [];
     }
 }
