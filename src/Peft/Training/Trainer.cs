@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Peft.Checkpoints;
 using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -224,20 +225,24 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         state.Checkpoints.Remove(directory);
         state.Checkpoints.Add(directory);
         if (evaluation is not null && state.BestStep == evaluation.Step) state.BestCheckpoint = directory;
-        SaveCheckpoint(trainable, optimizer, state, directory);
-        LogCheckpoint(_logger, directory);
-        foreach (var callback in callbacks) callback.OnSave(directory, state.Step);
-        if (options.SaveTotalLimit is not { } limit) return;
+        // The rotation is decided first, so the state saved in the checkpoint is final and the folder is written once, atomically.
+        var rotated = new List<string>();
         // As transformers: the best checkpoint survives rotation, so limit 1 can leave two (the best and the last).
-        while (state.Checkpoints.Count > limit)
+        while (options.SaveTotalLimit is { } limit && state.Checkpoints.Count > limit)
         {
             var oldest = state.Checkpoints.FirstOrDefault(c => c != state.BestCheckpoint && c != directory);
             if (oldest is null) break;
             state.Checkpoints.Remove(oldest);
+            rotated.Add(oldest);
+        }
+        SaveCheckpoint(trainable, optimizer, state, directory);
+        LogCheckpoint(_logger, directory);
+        foreach (var callback in callbacks) callback.OnSave(directory, state.Step);
+        foreach (var oldest in rotated)
+        {
             if (Directory.Exists(oldest)) Directory.Delete(oldest, recursive: true);
             LogCheckpointDeleted(_logger, oldest);
         }
-        File.WriteAllText(Path.Combine(directory, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
     }
 
     /// <summary>Mean loss and accuracy of <paramref name="model"/> on <paramref name="examples"/>, in eval mode without gradients.</summary>
@@ -306,13 +311,17 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         return order;
     }
 
-    private static void SaveCheckpoint(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, TrainerState state, string directory)
-    {
-        Directory.CreateDirectory(directory);
-        trainable.SaveCheckpoint(directory);
-        optimizer.save_state_dict(Path.Combine(directory, OptimizerFileName));
-        File.WriteAllText(Path.Combine(directory, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
-    }
+    /// <summary>
+    /// The weights, the optimizer and the trainer state, swapped in together (<see cref="AtomicDirectory"/>): a run killed
+    /// while saving leaves the previous checkpoint of that name, or none, never weights of one step beside the state of another.
+    /// </summary>
+    private static void SaveCheckpoint(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, TrainerState state, string directory) =>
+        AtomicDirectory.Write(directory, staging =>
+        {
+            trainable.SaveCheckpoint(staging);
+            optimizer.save_state_dict(Path.Combine(staging, OptimizerFileName));
+            File.WriteAllText(Path.Combine(staging, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
+        });
 
     private static TrainerState Resume(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, string directory)
     {
