@@ -17,8 +17,6 @@ namespace Peft.Training;
 /// </summary>
 public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 {
-    private const string StateFileName = "trainer_state.json";
-    private const string OptimizerFileName = "optimizer.bin";
     private readonly ILogger _logger = logger ?? NullLogger<Trainer>.Instance;
 
     /// <summary>
@@ -75,12 +73,15 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         var totalSteps = stepsPerEpoch * options.Epochs;
         var warmupSteps = options.Schedule == LearningRateSchedule.Constant ? 0 : options.WarmupSteps ?? (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
-        var state = new TrainerState();
+        var plan = new TrainingPlan(options.Schedule, totalSteps, warmupSteps, options.LearningRate, train.Count, options.Seed, options.BatchSize, options.GradientAccumulationSteps);
+        var state = new TrainerState { Plan = plan };
         if (resumeFrom is not null)
         {
-            state = Resume(trainable, optimizer, resumeFrom);
+            state = Resume(trainable, optimizer, resumeFrom, plan);
             LogResumed(_logger, resumeFrom, state.Epoch, state.Step);
         }
+        // A resumed run keeps the schedule its checkpoint planned (as transformers restores scheduler.pt).
+        var schedule = state.Plan ?? plan;
         var canEvaluate = evaluation is { Count: > 0 } && options.EvaluationStrategy != IntervalStrategy.No;
         if (options.EarlyStoppingPatience is not null && !canEvaluate) throw new ArgumentException("EarlyStoppingPatience needs an evaluation set.", nameof(evaluation));
 
@@ -103,7 +104,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                     return Result(true);
                 }
                 var group = batches.Skip(first).Take(options.GradientAccumulationSteps).ToList();
-                var learningRate = LearningRateAt(options.Schedule, state.Step, totalSteps, warmupSteps, options.LearningRate);
+                var learningRate = LearningRateAt(schedule.Schedule, state.Step, schedule.TotalSteps, schedule.WarmupSteps, schedule.PeakLearningRate);
                 foreach (var parameterGroup in optimizer.ParamGroups) parameterGroup.LearningRate = learningRate;
 
                 optimizer.zero_grad();
@@ -311,29 +312,6 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         return order;
     }
 
-    /// <summary>
-    /// The weights, the optimizer and the trainer state, swapped in together (<see cref="AtomicDirectory"/>): a run killed
-    /// while saving leaves the previous checkpoint of that name, or none, never weights of one step beside the state of another.
-    /// </summary>
-    private static void SaveCheckpoint(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, TrainerState state, string directory) =>
-        AtomicDirectory.Write(directory, staging =>
-        {
-            trainable.SaveCheckpoint(staging);
-            optimizer.save_state_dict(Path.Combine(staging, OptimizerFileName));
-            File.WriteAllText(Path.Combine(staging, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
-        });
-
-    private static TrainerState Resume(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, string directory)
-    {
-        var statePath = Path.Combine(directory, StateFileName);
-        if (!File.Exists(statePath)) throw new FileNotFoundException($"{statePath}: not found; --resume takes a checkpoint-epoch-N or checkpoint-step-N directory this trainer wrote.", statePath);
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), PeftJson.Options)
-            ?? throw new InvalidDataException($"{statePath}: empty trainer state.");
-        trainable.LoadCheckpoint(directory);
-        optimizer.load_state_dict(Path.Combine(directory, OptimizerFileName));
-        return state;
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Resumed from {Directory} after epoch {Epoch}, step {Step}")]
     private static partial void LogResumed(ILogger logger, string directory, int epoch, int step);
 
@@ -351,20 +329,4 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Checkpoint written to {Directory}")]
     private static partial void LogCheckpoint(ILogger logger, string directory);
-
-    private sealed class TrainerState
-    {
-        public int Epoch { get; set; }
-        public int Step { get; set; }
-        public int StepInEpoch { get; set; }
-        public double? BestMetric { get; set; }
-        public int? BestStep { get; set; }
-        public string? BestCheckpoint { get; set; }
-        public int EvaluationsWithoutImprovement { get; set; }
-        public bool StoppedEarly { get; set; }
-        public List<string> Checkpoints { get; set; } = [];
-        public List<double> StepLosses { get; set; } = [];
-        public List<int> SkippedSteps { get; set; } = [];
-        public List<EvaluationResult> Evaluations { get; set; } = [];
-    }
 }
