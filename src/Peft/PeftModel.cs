@@ -88,6 +88,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     internal static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
     {
         var config = ForLoading(ReadAdapterConfig(registry, adapterDirectory), isTrainable);
+        CheckSizesAgainstWeights(config, adapterDirectory);
         var peft = Create(model, registry, config, adapterName);
         peft.LoadAdapterWeights(adapterName, adapterDirectory);
         peft.SetTrainable(adapterName, isTrainable);
@@ -132,9 +133,21 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>Adds a further adapter from a saved directory (load_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
     public void LoadAdapter(string adapterDirectory, string adapterName, bool isTrainable = false)
     {
-        AddAdapter(adapterName, ForLoading(ReadAdapterConfig(_registry, adapterDirectory), isTrainable));
+        var config = ForLoading(ReadAdapterConfig(_registry, adapterDirectory), isTrainable);
+        CheckSizesAgainstWeights(config, adapterDirectory);
+        AddAdapter(adapterName, config);
         LoadAdapterWeights(adapterName, adapterDirectory);
         SetTrainable(adapterName, isTrainable);
+    }
+
+    /// <summary>The config's sizes against the saved weights' header, before the adapter is built (nothing is allocated for a lying config).</summary>
+    private static void CheckSizesAgainstWeights(PeftConfig config, string adapterDirectory)
+    {
+        var path = Path.Combine(adapterDirectory, WeightsFileName);
+        // A missing file is reported by the weight loader, with what to do about a pickle.
+        if (!File.Exists(path)) return;
+        var header = SafeTensors.ReadHeader(path);
+        config.CheckAgainstWeights(Path.Combine(adapterDirectory, ConfigFileName), path, header.Tensors.Values.Select(t => (t.Name, t.Shape)).ToList());
     }
 
     /// <summary>Adds a further, freshly initialised adapter (add_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>

@@ -90,6 +90,9 @@ public sealed class PeftModels(PeftRegistry registry)
             config.Validate(Path.Combine(modelDirectory, "config.json"));
         }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
+        // From the headers alone, before anything is allocated: a config that promises more than the weights hold is refused by key.
+        config.CheckAgainstCheckpoint(Path.Combine(modelDirectory, "config.json"), modelDirectory,
+            checkpoint.Names.Select(name => (name, checkpoint.Info(name).Shape)).ToList());
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         options.Quantization?.Validate();
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);

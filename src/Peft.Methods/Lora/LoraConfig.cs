@@ -157,6 +157,11 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
     }
 
     /// <inheritdoc />
+    /// <remarks>With a rank_pattern, <c>r</c> may name no saved module, so only a config without one bounds it.</remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+        RankPattern is { Count: > 0 } ? [] : [new ConfigSize("r", R, SizeBound.TensorDimension)];
+
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();
