@@ -112,7 +112,11 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         if (!File.Exists(path)) throw new PeftConfigException($"{path}: not found.");
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            var bytes = File.ReadAllBytes(path);
+            // The JSON reader checks UTF-8 only in what it decodes, and then throws an InvalidOperationException (found by fuzz/Peft.Fuzz).
+            if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new PeftConfigException($"{path}: not valid UTF-8 (JSON files are UTF-8).");
+            using var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind != JsonValueKind.Object) throw new PeftConfigException($"{path}: the root is a JSON {document.RootElement.ValueKind}, not an object.");
             if (!document.RootElement.TryGetProperty("peft_type", out var type) || type.ValueKind != JsonValueKind.String)
             {
                 throw new PeftConfigException($"{path}: missing required key 'peft_type'.");

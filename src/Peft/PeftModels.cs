@@ -30,10 +30,13 @@ public sealed class PeftModels(PeftRegistry registry)
         {
             throw new ModelConfigException($"{path}: not found; a model directory needs config.json and model.safetensors.");
         }
+        var bytes = File.ReadAllBytes(path);
+        // The JSON reader checks UTF-8 only in what it decodes, and then throws an InvalidOperationException (found by fuzz/Peft.Fuzz).
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new ModelConfigException($"{path}: not valid UTF-8 (JSON files are UTF-8).");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {
