@@ -117,6 +117,11 @@ public abstract record PeftConfig
         {
             throw new PeftConfigException($"{source}: {e.Message}");
         }
+        catch (PeftConfigException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            // A value's own converter refused it (a malformed target_modules expression): the message gains the file.
+            throw new PeftConfigException($"{source}: {e.Message}");
+        }
     }
 
     /// <summary>
