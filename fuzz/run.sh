@@ -27,5 +27,7 @@ mkdir -p findings && rm -rf "findings/$target"
 AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
   afl-fuzz -i "corpus/$target" -o "findings/$target" -x "dict/$target.dict" -t 10000 -m none -V "$seconds" -- dotnet "$out/Peft.Fuzz.dll" "$target" \
   | grep -E "^\[\+\]|^\[!\]|stat" || true
+# afl-fuzz ends the harness with a signal, so its scratch folders (one per forked run) are removed here.
+rm -rf /dev/shm/peft-fuzz-* "${TMPDIR:-/tmp}"/peft-fuzz-* 2>/dev/null || true
 stats=findings/$target/default/fuzzer_stats
 [ -f "$stats" ] && grep -E "^(execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|run_time)" "$stats"
