@@ -17,7 +17,7 @@ public static partial class Generation
     /// always did; options per row pick row by row, each seeded row from its own generator, so that a row in a
     /// batch decodes exactly as it does alone.
     /// </remarks>
-    private sealed class TokenPicker : IDisposable
+    internal sealed class TokenPicker : IDisposable
     {
         private readonly GenerationOptions[] _rows;
         private readonly bool _shared;
@@ -129,6 +129,9 @@ public static partial class Generation
             }
             if (changed) SyncFinished(_finished.device);
         }
+
+        /// <summary>Why <paramref name="row"/> ended, or null while it decodes.</summary>
+        public FinishReason? ReasonOf(int row) => _done[row] ? _reasons[row] ?? FinishReason.Length : null;
 
         /// <summary>The outcome per row over the sequences the loop produced.</summary>
         public GeneratedBatch Result(Tensor sequences)

@@ -195,7 +195,7 @@ public static partial class Generation
     }
 
     /// <summary>The positions of the last <paramref name="count"/> columns: real tokens counted from 0, padding at 1 (as transformers).</summary>
-    private static Tensor PositionsFromMask(Tensor mask, long count)
+    internal static Tensor PositionsFromMask(Tensor mask, long count)
     {
         var positions = mask.to(ScalarType.Int64).cumsum(-1) - 1;
         positions = positions.masked_fill(mask.eq(0), 1);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Peft.Checkpoints;
 using Peft.Modeling;
 using Peft.Plugins;
+using Peft.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -91,13 +92,14 @@ public sealed class PeftModels(PeftRegistry registry)
         }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
-        options.Quantization?.Validate();
+        var quantization = QuantizationFor(modelDirectory, options);
+        quantization?.Validate();
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
         model.NameOrPath = NameOrPath(config, modelDirectory);
         model.Architecture = architecture;
         try
         {
-            if (options.Quantization is { } quantization) Quantization.ModelQuantization.ReplaceWithEmpty(model, quantization, dtype);
+            if (quantization is not null) Quantization.ModelQuantization.ReplaceWithEmpty(model, quantization, dtype);
             CheckpointLoader.Load(model, checkpoint, dtype, device);
         }
         catch
@@ -123,6 +125,24 @@ public sealed class PeftModels(PeftRegistry registry)
         }
         return null;
     }
+
+    /// <summary>
+    /// The caller's quantization, or the checkpoint's own <c>quantization_config</c> (a model published pre-quantized
+    /// loads as stored without being asked, as in transformers); where both are given and differ, the checkpoint's wins, with a warning.
+    /// </summary>
+    private static QuantizationOptions? QuantizationFor(string modelDirectory, ModelLoadOptions options)
+    {
+        var saved = QuantizationConfigReader.Read(Path.Combine(modelDirectory, "config.json"));
+        if (saved is null) return options.Quantization;
+        if (options.Quantization is { } asked && !SameFormat(asked, saved))
+        {
+            PeftLog.Warn($"{modelDirectory} is already quantized ({saved.Type.Name()}, from config.json's quantization_config); the quantization asked for ({asked.Type.Name()}) is not applied.");
+        }
+        return saved;
+    }
+
+    private static bool SameFormat(QuantizationOptions a, QuantizationOptions b) =>
+        a.Type == b.Type && a.Bnb4BitUseDoubleQuant == b.Bnb4BitUseDoubleQuant && a.Bnb4BitComputeDType == b.Bnb4BitComputeDType;
 
     /// <summary>Copies <paramref name="weights"/> into <paramref name="model"/> by name, checking shapes.</summary>
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>

@@ -108,6 +108,9 @@ public sealed class CliTests
         Assert.Contains("--adapter", missing.AssertUserError());
         var family = await CliRun.Of("serve", "--model", Gpt2, "--adapter", "x=" + TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter"), "--chat-template", "jinja");
         Assert.Contains("--chat-template", family.AssertUserError());
+        // Bare `peft serve` before the default job has run says what to do (the test runs where no peft-output is).
+        Assert.False(Directory.Exists("peft-output"));
+        Assert.Contains("peft finetune", (await CliRun.Of("serve")).AssertUserError());
     }
 
     [Fact]

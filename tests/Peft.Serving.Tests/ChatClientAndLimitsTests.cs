@@ -74,6 +74,30 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task A_request_arriving_while_a_batch_decodes_joins_it_and_finishes_first()
+    {
+        var text = fixture.Served.Text;
+        await using var scheduler = new GenerationScheduler(fixture.Served.Residency, new SchedulerOptions { MaxBatchSize = 4, MaxQueueLength = 4 });
+        var longIds = text.Tokenizer.Encode("Once upon a time");
+        var shortIds = text.Tokenizer.Encode("The weather today");
+        var shortOptions = new GenerationOptions { MaxNewTokens = 3, EosTokenIds = [] };
+        var alone = fixture.Served.Residency.Model.Generate(
+            TorchSharp.torch.tensor(shortIds.Select(i => (long)i).ToArray(), [1, shortIds.Count]), null, ["a1"], [shortOptions]).Tokens[0];
+        using var cancel = new CancellationTokenSource();
+
+        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", longIds, new GenerationOptions { MaxNewTokens = 120, EosTokenIds = [] }), cancel.Token);
+        await running.Tokens.WaitToReadAsync();   // decoding has begun
+        var joining = await scheduler.SubmitAsync(new GenerationRequest("a1", shortIds, shortOptions));
+        var outcome = await joining.Completion;
+
+        // Batch after batch, the short request would have waited for all 120 tokens of the long one.
+        Assert.False(running.Completion.IsCompleted);
+        Assert.Equal(alone, outcome.Tokens);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.Completion);
+    }
+
+    [Fact]
     public async Task A_cancelled_request_stops_and_a_full_queue_refuses()
     {
         var text = fixture.Served.Text;

@@ -52,6 +52,52 @@ public sealed class KeyValueCache : IDisposable
         return (key, value);
     }
 
+    /// <summary>Keeps only the batch rows at <paramref name="rows"/> (in that order), e.g. when finished rows leave a decoding batch.</summary>
+    public void SelectRows(Tensor rows) => Replace(entry => (entry.Key.index_select(0, rows), entry.Value.index_select(0, rows)));
+
+    /// <summary>Drops the first <paramref name="count"/> positions of every layer (columns no row attends any more).</summary>
+    public void DropLeft(long count)
+    {
+        if (count > 0) Replace(entry => (entry.Key[.., .., (int)count..].contiguous(), entry.Value[.., .., (int)count..].contiguous()));
+    }
+
+    /// <summary>
+    /// The rows of <paramref name="first"/> followed by those of <paramref name="second"/>, the shorter left-padded with
+    /// zeros to the longer's length (the caller masks those positions): rows joining a decoding batch.
+    /// Both inputs keep their tensors; dispose them when no longer needed.
+    /// </summary>
+    public static KeyValueCache Concat(KeyValueCache first, KeyValueCache second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        if (first.LayerCount != second.LayerCount) throw new ArgumentException($"Caches of {first.LayerCount} and {second.LayerCount} layers cannot be joined.", nameof(second));
+        var length = Math.Max(first.Length, second.Length);
+        var layers = new List<(Tensor Key, Tensor Value)>(first.LayerCount);
+        using var scope = torch.NewDisposeScope();
+        for (int i = 0; i < first.LayerCount; i++)
+        {
+            var (a, b) = (first[i] ?? throw new ArgumentException($"Layer {i} holds nothing.", nameof(first)), second[i] ?? throw new ArgumentException($"Layer {i} holds nothing.", nameof(second)));
+            layers.Add((torch.cat([PadLeft(a.Key, length), PadLeft(b.Key, length)], 0), torch.cat([PadLeft(a.Value, length), PadLeft(b.Value, length)], 0)));
+        }
+        return new KeyValueCache(layers);
+    }
+
+    private static Tensor PadLeft(Tensor states, long length) =>
+        states.shape[2] == length ? states : torch.nn.functional.pad(states, [0, 0, length - states.shape[2], 0]);
+
+    private void Replace(Func<(Tensor Key, Tensor Value), (Tensor Key, Tensor Value)> change)
+    {
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            if (_layers[i] is not { } held) continue;
+            using var scope = torch.NewDisposeScope();
+            var (key, value) = change(held);
+            _layers[i] = (key.DetachFromDisposeScope(), value.DetachFromDisposeScope());
+            held.Key.Dispose();
+            held.Value.Dispose();
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -41,7 +41,7 @@ public sealed partial class BloomBlock : nn.Module
 
 /// <summary>The bare BLOOM model (<c>transformer</c> in every head): embeddings and their norm, blocks, final norm.</summary>
 [TargetModules("word_embeddings", "word_embeddings_layernorm", "ln_f")]
-public sealed partial class BloomModel : nn.Module, IDecoderStack
+public sealed partial class BloomModel : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> word_embeddings;
     private nn.Module<Tensor, Tensor> word_embeddings_layernorm;
@@ -65,6 +65,9 @@ public sealed partial class BloomModel : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => word_embeddings;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache)
     {
@@ -80,7 +83,8 @@ public sealed partial class BloomModel : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(padding, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < h.Count; i++)
         {
-            hidden = h[i].forward(hidden, alibi, mask, cache, i);
+            var (block, index) = (h[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, e[1]!, cache, index), hidden, cache, alibi, mask);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }

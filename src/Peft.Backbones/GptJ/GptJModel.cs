@@ -36,7 +36,7 @@ public sealed partial class GptJBlock : nn.Module
 
 /// <summary>The bare GPT-J model (<c>transformer</c> in every head): token embedding, blocks, final norm.</summary>
 [TargetModules("wte", "ln_f")]
-public sealed partial class GptJModel : nn.Module, IDecoderStack
+public sealed partial class GptJModel : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Dropout drop;
@@ -60,6 +60,9 @@ public sealed partial class GptJModel : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => wte;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     /// <param name="inputs">Ids or embeddings, token type ids, padding mask (which may cover cached positions too), position ids.</param>
     /// <param name="cache">Earlier keys/values (generation cache or prefixes), appended to as the blocks run.</param>
@@ -77,7 +80,8 @@ public sealed partial class GptJModel : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < h.Count; i++)
         {
-            hidden = h[i].forward(hidden, mask, cos, sin, cache, i);
+            var (block, index) = (h[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, e[1]!, e[2]!, cache, index), hidden, cache, mask, cos, sin);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }

@@ -40,7 +40,7 @@ public sealed partial class GptNeoBlock : nn.Module
 
 /// <summary>The bare GPT-Neo model (<c>transformer</c> in every head): embeddings, blocks, final norm.</summary>
 [TargetModules("wte", "ln_f")]
-public sealed partial class GptNeoModel : nn.Module, IDecoderStack
+public sealed partial class GptNeoModel : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> wte;
     private readonly Embedding wpe;
@@ -66,6 +66,9 @@ public sealed partial class GptNeoModel : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => wte;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache)
     {
@@ -82,7 +85,8 @@ public sealed partial class GptNeoModel : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < h.Count; i++)
         {
-            hidden = h[i].forward(hidden, mask, cache, i);
+            var (block, index) = (h[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, cache, index), hidden, cache, mask);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }

@@ -58,7 +58,7 @@ public sealed partial class GptNeoXLayer : nn.Module
 
 /// <summary>The bare GPT-NeoX model (<c>gpt_neox</c> in every head): token embedding, layers, final norm.</summary>
 [TargetModules("embed_in", "final_layer_norm")]
-public sealed partial class GptNeoXModel : nn.Module, IDecoderStack
+public sealed partial class GptNeoXModel : nn.Module, IDecoderStack, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_in;
     private readonly Dropout emb_dropout;
@@ -84,6 +84,9 @@ public sealed partial class GptNeoXModel : nn.Module, IDecoderStack
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => embed_in;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the stack and returns the final hidden states (B, T, C).</summary>
     /// <param name="inputs">Ids or embeddings, padding mask (which may cover cached positions too), position ids.</param>
     /// <param name="cache">Earlier keys/values (generation cache or prefixes), appended to as the layers run.</param>
@@ -100,7 +103,8 @@ public sealed partial class GptNeoXModel : nn.Module, IDecoderStack
         var mask = AttentionMasks.Causal(inputs.AttentionMask, batch, length, past, hidden.dtype, hidden.device);
         for (int i = 0; i < layers.Count; i++)
         {
-            hidden = layers[i].forward(hidden, mask, cos, sin, cache, i);
+            var (layer, index) = (layers[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]!, e[1]!, e[2]!, cache, index), hidden, cache, mask, cos, sin);
         }
         return final_layer_norm.call(hidden).MoveToOuterDisposeScope();
     }

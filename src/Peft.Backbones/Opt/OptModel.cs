@@ -17,7 +17,7 @@ namespace Peft.Backbones.Opt;
 /// fields, which are adapter slots only when the model has them.
 /// </remarks>
 [TargetModules("embed_tokens", "project_out", "project_in")]
-public sealed partial class OptDecoder : nn.Module
+public sealed partial class OptDecoder : nn.Module, IGradientCheckpointing
 {
     private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly Embedding embed_positions;
@@ -51,6 +51,9 @@ public sealed partial class OptDecoder : nn.Module
     /// <summary>The token embedding (possibly wrapped by an adapter).</summary>
     public nn.Module<Tensor, Tensor> TokenEmbedding => embed_tokens;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Runs the decoder and returns the final hidden states (B, T, word_embed_proj_dim).</summary>
     public Tensor forward(ModelInputs inputs, KeyValueCache? cache)
     {
@@ -72,7 +75,8 @@ public sealed partial class OptDecoder : nn.Module
         {
             // LayerDrop skips whole layers at random in training, as the reference does.
             if (training && Config.LayerDrop > 0 && torch.rand(1).item<float>() < Config.LayerDrop) continue;
-            hidden = layers[i].forward(hidden, mask, cache, i);
+            var (layer, index) = (layers[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]!, cache, index), hidden, cache, mask);
         }
         if (final_layer_norm is not null) hidden = final_layer_norm.call(hidden);
         if (project_out is not null) hidden = project_out.call(hidden);

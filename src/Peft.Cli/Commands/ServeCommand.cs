@@ -18,9 +18,13 @@ public sealed class ServeCommand(IOptions<ServeOptions> options, IAnsiConsole co
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
+        var useDefaultAdapter = settings.Adapter is not { Length: > 0 } && settings.AdaptersDir is null;
+        if (useDefaultAdapter && !Directory.Exists(DefaultAdapter))
+        {
+            throw new CommandLineException($"no adapter to serve: {DefaultAdapter} (what the default job writes) is not here. Run `peft finetune` first, or pass --adapter name=DIR (and --model DIR).");
+        }
         var modelDirectory = settings.Model is { Length: > 0 } given ? CommandChecks.ExistingDirectory(given, "--model") : DefaultModel.Ensure(console);
-        var adapters = (settings.Adapter is { Length: > 0 } list ? list : settings.AdaptersDir is null ? ["default=peft-output/lora-adapter"] : [])
-            .Select(ParseAdapter).ToList();
+        var adapters = (useDefaultAdapter ? [$"default={DefaultAdapter}"] : settings.Adapter ?? []).Select(ParseAdapter).ToList();
         var server = new PeftServerOptions
         {
             ModelDirectory = modelDirectory,
@@ -50,6 +54,8 @@ public sealed class ServeCommand(IOptions<ServeOptions> options, IAnsiConsole co
         await app.RunAsync(cancellationToken);
         return 0;
     }
+
+    private const string DefaultAdapter = "peft-output/lora-adapter";
 
     private static (string Name, string Directory) ParseAdapter(string value)
     {

@@ -8,7 +8,7 @@ namespace Peft.Cli.Hosting;
 public sealed class FinetuneOptions : ModelLoadingOptions
 {
     /// <summary>Recompute each layer's forward in backward (gradient_checkpointing).</summary>
-    [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (GPT-2, Llama and the BERT family).")]
+    [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (decoder-only models and the BERT family).")]
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2 (image-classification: ResNet-18).</summary>

@@ -19,7 +19,7 @@ namespace Peft.Methods.Lora;
 /// base layer's dilation and padding mode (the reference leaves them at their defaults, so its
 /// adapters on dilated or reflect-padded convolutions do not run or do not merge exactly).
 /// </remarks>
-public sealed class LoraConv2d : AdapterLayer
+public sealed class LoraConv2d : AdapterLayer, ILoraFactors
 {
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly AdapterModuleDict<Conv2d> lora_A = new();
@@ -127,6 +127,14 @@ public sealed class LoraConv2d : AdapterLayer
 
     private Tensor BaseBias(string adapterName) => Base.bias
         ?? throw new NotSupportedException($"Adapter '{adapterName}' has lora_bias but the base Conv2d has no bias to merge it into.");
+
+    Tensor ILoraFactors.FactorA(string adapterName) => lora_A[adapterName].weight!;
+
+    Tensor ILoraFactors.FactorB(string adapterName) => lora_B[adapterName].weight!;
+
+    double ILoraFactors.ScalingOf(string adapterName) => _scaling[adapterName];
+
+    string? ILoraFactors.ProductBlocker => Base.groups > 1 ? $"a Conv2d with groups={Base.groups}, whose update is not the product of lora_B and lora_A" : null;
 
     /// <inheritdoc />
     public override void DeleteAdapter(string adapterName)

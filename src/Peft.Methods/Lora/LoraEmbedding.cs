@@ -10,7 +10,7 @@ namespace Peft.Methods.Lora;
 /// Adds <c>embedding(x, Aᵀ) · Bᵀ · scaling</c> to an embedding's output. Parameter names match the
 /// reference: <c>lora_embedding_A.&lt;adapter&gt;</c> (r, vocab) and <c>lora_embedding_B.&lt;adapter&gt;</c> (dim, r).
 /// </summary>
-public sealed class LoraEmbedding : AdapterLayer, IRowRoutedLayer
+public sealed class LoraEmbedding : AdapterLayer, IRowRoutedLayer, ILoraFactors
 {
     private readonly ParameterDict lora_embedding_A = new();
     private readonly ParameterDict lora_embedding_B = new();
@@ -92,6 +92,14 @@ public sealed class LoraEmbedding : AdapterLayer, IRowRoutedLayer
     /// <inheritdoc />
     protected override Tensor Delta(string adapterName) =>
         torch.matmul(lora_embedding_B[adapterName], lora_embedding_A[adapterName]).T * _scaling[adapterName]; // (vocab, dim)
+
+    Tensor ILoraFactors.FactorA(string adapterName) => lora_embedding_A[adapterName];
+
+    Tensor ILoraFactors.FactorB(string adapterName) => lora_embedding_B[adapterName];
+
+    double ILoraFactors.ScalingOf(string adapterName) => _scaling[adapterName];
+
+    string? ILoraFactors.ProductBlocker => null;
 
     /// <inheritdoc />
     public override void DeleteAdapter(string adapterName)

@@ -11,7 +11,7 @@ namespace Peft.Methods.Lora;
 /// Parameter names match the reference: <c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_B.&lt;adapter&gt;.weight</c>,
 /// and with DoRA <c>lora_magnitude_vector.&lt;adapter&gt;.weight</c> (see <see cref="DoraMagnitude"/>).
 /// </summary>
-public sealed partial class LoraLayer : AdapterLayer
+public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
 {
     private readonly AdapterModuleDict<nn.Module<Tensor, Tensor>> lora_dropout = new();
     private readonly AdapterModuleDict<Linear> lora_A = new();
@@ -193,6 +193,17 @@ public sealed partial class LoraLayer : AdapterLayer
     protected override bool MergesIntoQuantizedBase => true;
 
     private void SetWeightOutIn(Tensor value) => SetBaseWeight(Transposed ? value.T : value);
+
+    Tensor ILoraFactors.FactorA(string adapterName) => lora_A[adapterName].weight!;
+
+    Tensor ILoraFactors.FactorB(string adapterName) => lora_B[adapterName].weight!;
+
+    double ILoraFactors.ScalingOf(string adapterName) => _scaling[adapterName];
+
+    string? ILoraFactors.ProductBlocker => null;
+
+    /// <summary>Whether <paramref name="adapterName"/> is a DoRA adapter (its magnitude vector is not a low-rank factor).</summary>
+    internal bool IsDora(string adapterName) => lora_magnitude_vector.ContainsKey(adapterName);
 
     /// <inheritdoc />
     public override void DeleteAdapter(string adapterName)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Peft.Serving;
 using TorchSharp;
 
 namespace Peft.Serving.Scheduling;
@@ -17,17 +18,15 @@ public sealed record SchedulerOptions
 }
 
 /// <summary>
-/// Runs generation requests for many adapters on one model: waiting requests, whatever their adapters, are
-/// taken together (up to <see cref="SchedulerOptions.MaxBatchSize"/>) into one batch routed per row
-/// (<see cref="PeftModel.Generate(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor?, IReadOnlyList{string}, IReadOnlyList{GenerationOptions}?, IGenerationObserver?)"/>),
-/// so each adapter's rows pass its weights once per step. Tokens stream to each request as they are decoded;
-/// a cancelled request's row stops at the next step; a full queue is refused at once.
+/// Runs generation requests for many adapters on one model, routed per row so that each adapter's rows pass its
+/// weights once per step. Decoder-only models are batched continuously (<see cref="ContinuousBatch"/>): waiting
+/// requests, whatever their adapters, join the running batch between two decoding steps (up to
+/// <see cref="SchedulerOptions.MaxBatchSize"/> rows) and leave it as they finish. Encoder-decoder models run
+/// batch after batch (<see cref="PeftModel.Generate(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor?, IReadOnlyList{string}, IReadOnlyList{GenerationOptions}?, IGenerationObserver?)"/>).
+/// Tokens stream to each request as they are decoded; a cancelled request's row stops at the next step; a full
+/// queue is refused at once.
 /// </summary>
-/// <remarks>
-/// Batches run one after another on one thread (the model's CPU threads are the parallelism). A request that
-/// arrives while a batch decodes waits for the next batch: rows do not join a batch between its decoding steps
-/// (that needs per-row KV caches of different lengths, which the model's cache does not have yet).
-/// </remarks>
+/// <remarks>One loop thread runs the model (the model's CPU threads are the parallelism).</remarks>
 public sealed class GenerationScheduler : IAsyncDisposable
 {
     private readonly AdapterResidency _residency;
@@ -83,28 +82,131 @@ public sealed class GenerationScheduler : IAsyncDisposable
         var reader = _queue.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
+            if (_residency.Model.Model.IsEncoderDecoder)
             {
-                var jobs = new List<GenerationJob>();
-                while (jobs.Count < _options.MaxBatchSize && reader.TryRead(out var job))
+                while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
                 {
-                    if (job.Cancellation.IsCancellationRequested)
-                    {
-                        job.Fail(new OperationCanceledException(job.Cancellation));
-                        _metrics.Request(job.Request.Adapter, "cancelled");
-                    }
-                    else
-                    {
-                        jobs.Add(job);
-                    }
+                    var jobs = TakeWaiting(_options.MaxBatchSize);
+                    if (jobs.Count > 0) RunBatch(jobs);
                 }
-                if (jobs.Count > 0) RunBatch(jobs);
+            }
+            else
+            {
+                await RunContinuouslyAsync().ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
         }
         while (reader.TryRead(out var left)) left.Fail(new OperationCanceledException("The server is stopping."));
+    }
+
+    /// <summary>Up to <paramref name="count"/> waiting requests; those cancelled while they waited end here.</summary>
+    private List<GenerationJob> TakeWaiting(int count)
+    {
+        var jobs = new List<GenerationJob>();
+        while (jobs.Count < count && _queue.Reader.TryRead(out var job))
+        {
+            if (job.Cancellation.IsCancellationRequested)
+            {
+                job.Fail(new OperationCanceledException(job.Cancellation));
+                _metrics.Request(job.Request.Adapter, "cancelled");
+            }
+            else
+            {
+                jobs.Add(job);
+            }
+        }
+        return jobs;
+    }
+
+    /// <summary>
+    /// The continuous loop: between two steps, rows of cancelled requests leave and waiting requests join (one
+    /// prefill for all of them); otherwise every row decodes one token. A failed step fails the rows in the batch.
+    /// </summary>
+    private async Task RunContinuouslyAsync()
+    {
+        var batch = new ContinuousBatch(_residency.Model);
+        var running = new Dictionary<int, (GenerationJob Job, List<long> Tokens)>();
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                if (running.Count == 0 && !await _queue.Reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false)) break;
+                foreach (var (row, entry) in running.Where(r => r.Value.Job.Cancellation.IsCancellationRequested).ToList())
+                {
+                    batch.Cancel(row);
+                    running.Remove(row);
+                    entry.Job.Fail(new OperationCanceledException(entry.Job.Cancellation));
+                    _metrics.Request(entry.Job.Request.Adapter, "cancelled");
+                }
+                var joining = TakeWaiting(_options.MaxBatchSize - running.Count);
+                if (joining.Count == 0 && running.Count == 0) continue;
+                var started = Stopwatch.GetTimestamp();
+                IReadOnlyList<RowToken> tokens;
+                if (joining.Count > 0)
+                {
+                    // A prefill that fails (an adapter removed meanwhile) leaves the running rows as they were.
+                    try
+                    {
+                        _metrics.Batch(running.Count + joining.Count, joining.Select(j => j.QueueTime));
+                        tokens = batch.Join([.. joining.Select(j => new ContinuousRow(j.Request.PromptIds, j.Request.Adapter, j.Request.Options))]);
+                    }
+                    catch (Exception e)
+                    {
+                        Fail(joining, e, "A prefill of {Rows} joining rows failed.");
+                        continue;
+                    }
+                    for (int i = 0; i < joining.Count; i++) running[tokens[i].Row] = (joining[i], []);
+                }
+                else
+                {
+                    try
+                    {
+                        tokens = batch.Step();
+                    }
+                    catch (Exception e)
+                    {
+                        Fail([.. running.Values.Select(r => r.Job)], e, "A decoding step of {Rows} rows failed.");
+                        running.Clear();
+                        batch.Dispose();
+                        batch = new ContinuousBatch(_residency.Model);
+                        continue;
+                    }
+                }
+                foreach (var token in tokens) Deliver(running, token);
+                _metrics.Generated(tokens.Count, Stopwatch.GetElapsedTime(started));
+            }
+        }
+        finally
+        {
+            foreach (var (job, _) in running.Values) job.Fail(new OperationCanceledException("The server is stopping."));
+            batch.Dispose();
+        }
+    }
+
+    private void Fail(IReadOnlyList<GenerationJob> jobs, Exception error, string message)
+    {
+        _logger.LogError(error, message, jobs.Count);
+        foreach (var job in jobs)
+        {
+            job.Fail(error);
+            _metrics.Request(job.Request.Adapter, "error");
+        }
+    }
+
+    private void Deliver(Dictionary<int, (GenerationJob Job, List<long> Tokens)> running, RowToken token)
+    {
+        var (job, tokens) = running[token.Row];
+        if (token.Token is { } id)
+        {
+            tokens.Add(id);
+            job.Emit(id);
+        }
+        if (token.Finished is not { } reason) return;
+        running.Remove(token.Row);
+        job.Complete(new GenerationOutcome(reason, job.Request.PromptIds.Count, tokens));
+        _metrics.Request(job.Request.Adapter, "ok");
     }
 
     private void RunBatch(List<GenerationJob> jobs)

@@ -21,6 +21,12 @@ public class GradientCheckpointingTests
     [InlineData("gpt2-seqcls-lora")]
     [InlineData("llama-clm-lora")]
     [InlineData("llama-clm-lora_all_linear")]
+    [InlineData("gpt_neo-clm-lora")]
+    [InlineData("gptj-clm-lora")]
+    [InlineData("gpt_neox-clm-lora")]
+    [InlineData("bloom-clm-lora")]
+    [InlineData("bloom-seqcls-lora")]
+    [InlineData("opt-clm-lora")]
     [InlineData("bert-seqcls-lora")]
     [InlineData("roberta-seqcls-lora")]
     public void CheckpointedLossAndGradientsEqualThePlainOnes(string caseName)

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text;
 using System.Text.Json;
 using Peft.Checkpoints;
@@ -231,6 +232,23 @@ public class QLoraTests
         // Without load_in_4bit the packed bytes do not fit a Linear.
         Assert.Throws<CheckpointException>(() => PeftModels.Default.LoadPretrained(dir.Path, TaskType.CausalLM, new ModelLoadOptions()));
         Assert.Throws<CheckpointException>(() => PeftModels.Default.LoadPretrained(dir.Path, TaskType.CausalLM, new ModelLoadOptions { Quantization = Options("int8", false) }));
+
+        // As published (transformers writes quantization_config into config.json), it loads as stored without being asked.
+        var config = JsonNode.Parse(File.ReadAllText(dir.File("config.json")))!.AsObject();
+        config["quantization_config"] = JsonNode.Parse("""
+            {"quant_method": "bitsandbytes", "load_in_4bit": true, "load_in_8bit": false, "bnb_4bit_quant_type": "nf4",
+             "bnb_4bit_use_double_quant": true, "bnb_4bit_compute_dtype": "float32", "bnb_4bit_quant_storage": "uint8",
+             "llm_int8_threshold": 6.0, "llm_int8_skip_modules": null, "llm_int8_has_fp16_weight": false}
+            """);
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        var published = PeftModels.Default.LoadPretrained(dir.Path, TaskType.CausalLM, new ModelLoadOptions());
+        using (torch.no_grad())
+        {
+            Assert.True(published.call(Inputs()).Logits.equal(source.call(Inputs()).Logits).all().item<bool>(), "same logits from quantization_config");
+        }
+        config["quantization_config"]!["quant_method"] = "gptq";
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        Assert.Contains("gptq", Assert.Throws<ModelConfigException>(() => PeftModels.Default.LoadPretrained(dir.Path, TaskType.CausalLM, new ModelLoadOptions())).Message);
     }
 
     [Fact]
@@ -312,9 +330,20 @@ public class QLoraTests
             else Assert.True(p.equal(packed[name]).all().item<bool>(), name);
         }
         Assert.True(model.InputEmbeddings.call(tensor(new long[] { 1, 2 })).requires_grad);
+        Assert.True(model.IsGradientCheckpointing);   // use_gradient_checkpointing defaults to true, as in the reference
         var peft = PeftModels.Default.GetPeftModel(model, Lora("q_proj", "v_proj"));
         peft.train();
         peft.call(Inputs()).Loss!.backward();
         Assert.All(peft.TrainableParameters(), p => Assert.NotNull(p.Parameter.grad));
+    }
+
+    [Fact]
+    public void PrepareForKbitTrainingWithoutCheckpointingLeavesItOffAndAddsNoHook()
+    {
+        using var scope = NewDisposeScope();
+        var model = Load(Options("nf4", true, ModelDType.BFloat16), ModelDType.BFloat16);
+        Assert.Null(KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: false));
+        Assert.False(model.IsGradientCheckpointing);
+        Assert.False(model.InputEmbeddings.call(tensor(new long[] { 1, 2 })).requires_grad);
     }
 }
