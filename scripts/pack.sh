@@ -13,7 +13,7 @@ mkdir -p "$out"
 # The libraries a plugin author references; the `peft` tool (430 MB with libtorch) packs on its own:
 # dotnet pack src/Peft.Cli -c Release
 # Each package gets a .snupkg of symbols beside it; PEFT_PROJECT_URL, when set, becomes its project and repository URL.
-for project in src/Peft.Abstractions src/Peft.Methods src/Peft.Backbones src/Peft src/Peft.Pretrained src/Peft.Tokenizers src/Peft.Serving; do
+for project in src/Peft.Abstractions src/Peft.Methods src/Peft.Backbones src/Peft src/Peft.Pretrained src/Peft.Tokenizers src/Peft.Serving src/Peft.Diffusion; do
   dotnet pack "$project" -c Release -o "$out" -p:PackageVersion="$version" -p:PeftProjectUrl="${PEFT_PROJECT_URL:-}" --nologo --verbosity quiet
 done
 echo "pack: $(ls "$out" | wc -l) packages, version $version, in $out"

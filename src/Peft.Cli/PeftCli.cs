@@ -81,5 +81,5 @@ public static class PeftCli
     /// <summary>Errors a user causes and can fix (a bad value, a missing or malformed file), as opposed to bugs.</summary>
     private static bool IsUserError(Exception e) =>
         e is CommandLineException or DataFileException or ModelConfigException or Checkpoints.CheckpointException
-            or PeftConfigException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException;
+            or PeftConfigException or Training.NonFiniteTrainingException or Tuners.NonFiniteMergeException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException;
 }

@@ -88,6 +88,7 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     internal static PeftModel FromPretrained(PreTrainedModel model, PeftRegistry registry, string adapterDirectory, string adapterName = DefaultAdapterName, bool isTrainable = false)
     {
         var config = ForLoading(ReadAdapterConfig(registry, adapterDirectory), isTrainable);
+        CheckSizesAgainstWeights(config, adapterDirectory);
         var peft = Create(model, registry, config, adapterName);
         peft.LoadAdapterWeights(adapterName, adapterDirectory);
         peft.SetTrainable(adapterName, isTrainable);
@@ -111,7 +112,11 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         if (!File.Exists(path)) throw new PeftConfigException($"{path}: not found.");
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            var bytes = File.ReadAllBytes(path);
+            // The JSON reader checks UTF-8 only in what it decodes, and then throws an InvalidOperationException (found by fuzz/Peft.Fuzz).
+            if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new PeftConfigException($"{path}: not valid UTF-8 (JSON files are UTF-8).");
+            using var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind != JsonValueKind.Object) throw new PeftConfigException($"{path}: the root is a JSON {document.RootElement.ValueKind}, not an object.");
             if (!document.RootElement.TryGetProperty("peft_type", out var type) || type.ValueKind != JsonValueKind.String)
             {
                 throw new PeftConfigException($"{path}: missing required key 'peft_type'.");
@@ -132,9 +137,21 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>Adds a further adapter from a saved directory (load_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
     public void LoadAdapter(string adapterDirectory, string adapterName, bool isTrainable = false)
     {
-        AddAdapter(adapterName, ForLoading(ReadAdapterConfig(_registry, adapterDirectory), isTrainable));
+        var config = ForLoading(ReadAdapterConfig(_registry, adapterDirectory), isTrainable);
+        CheckSizesAgainstWeights(config, adapterDirectory);
+        AddAdapter(adapterName, config);
         LoadAdapterWeights(adapterName, adapterDirectory);
         SetTrainable(adapterName, isTrainable);
+    }
+
+    /// <summary>The config's sizes against the saved weights' header, before the adapter is built (nothing is allocated for a lying config).</summary>
+    private static void CheckSizesAgainstWeights(PeftConfig config, string adapterDirectory)
+    {
+        var path = Path.Combine(adapterDirectory, WeightsFileName);
+        // A missing file is reported by the weight loader, with what to do about a pickle.
+        if (!File.Exists(path)) return;
+        var header = SafeTensors.ReadHeader(path);
+        config.CheckAgainstWeights(Path.Combine(adapterDirectory, ConfigFileName), path, header.Tensors.Values.Select(t => (t.Name, t.Shape)).ToList());
     }
 
     /// <summary>Adds a further, freshly initialised adapter (add_adapter); it stays inactive until <see cref="SetAdapter"/>.</summary>
@@ -218,12 +235,25 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
         var state = SafeTensors.Load(path);
         try
         {
+            WarnAboutNonFinite(state, path);
             _adapters[adapterName].LoadStateDict(state, path);
         }
         finally
         {
             foreach (var tensor in state.Values) tensor.Dispose();
         }
+    }
+
+    /// <summary>
+    /// A NaN or infinity in a saved adapter is loaded (the reference loads it too) but never silently: it poisons every
+    /// output, and a safe merge would refuse it.
+    /// </summary>
+    private static void WarnAboutNonFinite(IReadOnlyDictionary<string, Tensor> state, string path)
+    {
+        var broken = state.Where(p => p.Value.is_floating_point() && !p.Value.isfinite().all().item<bool>()).Select(p => p.Key).ToList();
+        if (broken.Count == 0) return;
+        PeftLog.Warn($"{path}: tensor '{broken[0]}'{(broken.Count > 1 ? $" and {broken.Count - 1} other(s)" : "")} hold NaN or infinity; " +
+            "the adapter's outputs will not be finite, and a safe merge (Merge(safeMerge: true), peft merge) refuses it.");
     }
 
     private void SetTrainable(string adapterName, bool trainable)
@@ -257,11 +287,18 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>Folds the active adapter into the base weights; forward() then runs at base-model cost.</summary>
-    public void Merge()
+    public void Merge() => Merge(safeMerge: false);
+
+    /// <summary>Folds the active adapter into the base weights, checking each merged weight when <paramref name="safeMerge"/>.</summary>
+    /// <param name="safeMerge">
+    /// The reference's <c>safe_merge</c>: each merged weight is computed on a copy and a NaN or infinity refused with
+    /// <see cref="NonFiniteMergeException"/> naming the adapter and layer, that layer left untouched.
+    /// </param>
+    public void Merge(bool safeMerge)
     {
         var adapter = Mergeable(ActiveAdapter);
         UntieBeforeMerging();
-        adapter.Merge();
+        adapter.Merge(safeMerge);
     }
 
     /// <summary>
@@ -288,10 +325,15 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// An adapter on an embedding the output head shares its weight with unties the head first, so
     /// the head keeps the base weights and the merged model computes what the adapted one did.
     /// </summary>
-    public PreTrainedModel MergeAndUnload()
+    public PreTrainedModel MergeAndUnload() => MergeAndUnload(safeMerge: false);
+
+    /// <summary><see cref="MergeAndUnload()"/>, with the reference's <c>safe_merge</c> when <paramref name="safeMerge"/>.</summary>
+    /// <param name="safeMerge">As <see cref="Merge(bool)"/>'s: a non-finite merged weight is refused and nothing is unloaded.</param>
+    public PreTrainedModel MergeAndUnload(bool safeMerge)
     {
         var adapter = Mergeable(ActiveAdapter);
         UntieBeforeMerging();
+        adapter.Merge(safeMerge);
         adapter.Unload(merge: true);
         _adapters.Clear();
         return Model;
@@ -302,10 +344,12 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// layer is first dequantized to it, the adapter is added there without requantization, the quantized layers become
     /// plain Linear layers, and every other floating-point parameter is cast to <paramref name="dtype"/> as well.
     /// </summary>
-    public PreTrainedModel MergeAndUnload(ScalarType dtype)
+    /// <param name="dtype">The dtype of the dense model.</param>
+    /// <param name="safeMerge">As <see cref="Merge(bool)"/>'s.</param>
+    public PreTrainedModel MergeAndUnload(ScalarType dtype, bool safeMerge = false)
     {
         foreach (var quantized in modules().OfType<Quantization.QuantizedLinear>()) quantized.Densify(dtype);
-        var model = MergeAndUnload();
+        var model = MergeAndUnload(safeMerge);
         Quantization.ModelQuantization.Dequantize(model, dtype);
         Quantization.ModelQuantization.CastParameters(model, type => type.IsFloatingPointType() && type != dtype, dtype);
         return model;

@@ -30,10 +30,13 @@ public sealed class PeftModels(PeftRegistry registry)
         {
             throw new ModelConfigException($"{path}: not found; a model directory needs config.json and model.safetensors.");
         }
+        var bytes = File.ReadAllBytes(path);
+        // The JSON reader checks UTF-8 only in what it decodes, and then throws an InvalidOperationException (found by fuzz/Peft.Fuzz).
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new ModelConfigException($"{path}: not valid UTF-8 (JSON files are UTF-8).");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {
@@ -91,6 +94,9 @@ public sealed class PeftModels(PeftRegistry registry)
             config.Validate(Path.Combine(modelDirectory, "config.json"));
         }
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
+        // From the headers alone, before anything is allocated: a config that promises more than the weights hold is refused by key.
+        config.CheckAgainstCheckpoint(Path.Combine(modelDirectory, "config.json"), modelDirectory,
+            checkpoint.Names.Select(name => (name, checkpoint.Info(name).Shape)).ToList());
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         var quantization = QuantizationFor(modelDirectory, options);
         quantization?.Validate();

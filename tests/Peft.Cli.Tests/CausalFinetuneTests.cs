@@ -76,6 +76,29 @@ public sealed class CausalFinetuneTests : IDisposable
     }
 
     [Fact]
+    public async Task AHugeLearningRateIsAOneLineErrorNamingTheStepAndLeavesNoAdapter()
+    {
+        var model = TinyModelWithTokenizer();
+        var data = Path.Combine(_directory, "pairs.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(0, 24).Select(i =>
+            JsonSerializer.Serialize(new { prompt = $"echo {"abcd"[i % 4]}:", completion = $"{"abcd"[i % 4]}" })));
+        var output = Path.Combine(_directory, "nan");
+        string[] arguments = ["finetune", "--task", "causal-lm", "--model", model, "--data", data, "--methods", "lora",
+            "--epochs", "3", "--batch-size", "4", "--learning-rate", "1e6", "--warmup-ratio", "0", "--output", output];
+
+        var stopped = await CliRun.Of(arguments);
+        Assert.Matches(@"^peft finetune: step \d+ \(epoch \d\): .* is not finite", stopped.AssertUserError());
+        Assert.Contains("--skip-nonfinite-steps", stopped.Error);
+        Assert.False(Directory.Exists(Path.Combine(output, "lora-adapter")));
+
+        // Skipping: the run ends, and its adapter holds no NaN (the reload check inside the command compares accuracies).
+        var skipped = await CliRun.Of([.. arguments, "--skip-nonfinite-steps", "true"]);
+        Assert.Equal(0, skipped.ExitCode);
+        var adapter = Peft.Checkpoints.SafeTensors.Load(Path.Combine(output, "lora-adapter", "adapter_model.safetensors"));
+        Assert.All(adapter, tensor => Assert.True(tensor.Value.isfinite().all().item<bool>(), tensor.Key));
+    }
+
+    [Fact]
     public async Task GradientCheckpointingTrainsTheSameAdapter()
     {
         var model = TinyModelWithTokenizer();

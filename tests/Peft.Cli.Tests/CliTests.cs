@@ -129,6 +129,31 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task MergeOfAnAdapterWithNaNIsAOneLineErrorAndWritesNoModel()
+    {
+        var scratch = Directory.CreateTempSubdirectory("peft-merge-");
+        try
+        {
+            var adapter = Path.Combine(scratch.FullName, "nan-adapter");
+            Directory.CreateDirectory(adapter);
+            var source = TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter");
+            File.Copy(Path.Combine(source, "adapter_config.json"), Path.Combine(adapter, "adapter_config.json"));
+            var weights = Peft.Checkpoints.SafeTensors.Load(Path.Combine(source, "adapter_model.safetensors"));
+            foreach (var tensor in weights.Values) tensor.fill_(float.NaN);
+            Peft.Checkpoints.SafeTensors.Save(Path.Combine(adapter, "adapter_model.safetensors"), weights);
+
+            var output = Path.Combine(scratch.FullName, "merged");
+            var run = await CliRun.Of("merge", "--model", Gpt2, "--adapter", adapter, "--output", output);
+            Assert.Contains("'default' seems to be broken", run.AssertUserError());
+            Assert.False(Directory.Exists(output));
+        }
+        finally
+        {
+            scratch.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task MergeWritesAModelThatGenerates()
     {
         var scratch = Directory.CreateTempSubdirectory("peft-merge-");

@@ -82,6 +82,25 @@ public abstract record PeftConfig
         }
     }
 
+    /// <summary>
+    /// The sizes whose tensors an adapter file must hold (LoRA's <c>r</c>, prompt learning's <c>num_virtual_tokens</c>),
+    /// checked against the file's header by <see cref="CheckAgainstWeights"/> before the adapter is built.
+    /// </summary>
+    protected virtual IEnumerable<ConfigSize> DeclaredSizes() => [];
+
+    /// <summary>
+    /// Refuses sizes the saved weights cannot back (<c>r</c> 10^6 beside a 4 KB adapter) from the header alone, so that
+    /// loading a corrupt config costs no allocation: the loader calls it before attaching the adapter.
+    /// </summary>
+    /// <param name="source">adapter_config.json, for messages.</param>
+    /// <param name="weightsSource">adapter_model.safetensors, for messages.</param>
+    /// <param name="tensors">Every saved tensor's name and shape.</param>
+    /// <exception cref="PeftConfigException">A size exceeds what the weights hold.</exception>
+    public void CheckAgainstWeights(string source, string weightsSource, IReadOnlyCollection<(string Name, IReadOnlyList<long> Shape)> tensors)
+    {
+        if (ConfigSizes.Unbacked(DeclaredSizes(), weightsSource, tensors) is { } problem) throw new PeftConfigException($"{source} {problem}");
+    }
+
     /// <summary>Deserializes an adapter_config.json as <typeparamref name="TConfig"/>, warning about fields it does not know.</summary>
     /// <param name="json">The file's root object.</param>
     /// <param name="source">The file, for messages.</param>
@@ -96,6 +115,11 @@ public abstract record PeftConfig
         }
         catch (System.Text.Json.JsonException e)
         {
+            throw new PeftConfigException($"{source}: {e.Message}");
+        }
+        catch (PeftConfigException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            // A value's own converter refused it (a malformed target_modules expression): the message gains the file.
             throw new PeftConfigException($"{source}: {e.Message}");
         }
     }

@@ -85,6 +85,36 @@ public record ModelConfig
     /// <exception cref="ModelConfigException">A value cannot be used.</exception>
     public virtual void Validate(string source)
     {
+        if (ConfigSizes.NonPositive(DeclaredSizes()) is { } problem) throw new ModelConfigException($"{source} {problem}");
+        foreach (var (heads, size) in HeadDivisions())
+        {
+            if (size.Value % heads.Value != 0)
+            {
+                throw new ModelConfigException($"{source} at key '{heads.Key}': {size.Key} ({size.Value}) must be divisible by {heads.Key} ({heads.Value}).");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The sizes this architecture reads from config.json, each checked positive by <see cref="Validate"/> and, where it
+    /// says so, bounded by the checkpoint's tensors (<see cref="CheckAgainstCheckpoint"/>) before the model is built.
+    /// </summary>
+    protected virtual IEnumerable<ConfigSize> DeclaredSizes() => [];
+
+    /// <summary>Head counts and the sizes they split (hidden size by attention heads), checked after positivity.</summary>
+    protected virtual IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() => [];
+
+    /// <summary>
+    /// Refuses sizes the checkpoint cannot back (a vocabulary larger than any tensor, more layers than the tensor names
+    /// number), from the headers alone, before the model is built: the loader calls it.
+    /// </summary>
+    /// <param name="source">config.json, for messages.</param>
+    /// <param name="checkpointSource">The weights file or folder, for messages.</param>
+    /// <param name="tensors">Every tensor's name and shape.</param>
+    /// <exception cref="ModelConfigException">A size exceeds what the checkpoint holds.</exception>
+    public void CheckAgainstCheckpoint(string source, string checkpointSource, IReadOnlyCollection<(string Name, IReadOnlyList<long> Shape)> tensors)
+    {
+        if (ConfigSizes.Unbacked(DeclaredSizes(), checkpointSource, tensors) is { } problem) throw new ModelConfigException($"{source} {problem}");
     }
 
     /// <summary>Refuses an activation function transformers' ACT2FN would not know.</summary>

@@ -38,6 +38,9 @@ public sealed record ModelInputs
     /// <summary>Images, (batch, channels, height, width), for vision models.</summary>
     public Tensor? PixelValues { get; init; }
 
+    /// <summary>Diffusion timesteps, (batch) or a scalar for the whole batch, for denoising models (diffusers' UNet).</summary>
+    public Tensor? Timestep { get; init; }
+
     /// <summary>Token bounding boxes, (batch, seq, 4), for layout models.</summary>
     public Tensor? Bbox { get; init; }
 

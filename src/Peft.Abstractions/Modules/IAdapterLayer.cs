@@ -33,6 +33,17 @@ public interface IAdapterLayer
     /// <summary>Adds the named adapters' deltas into the base weight.</summary>
     void Merge(IEnumerable<string> adapterNames);
 
+    /// <summary>
+    /// <see cref="Merge(IEnumerable{string})"/>; with <paramref name="safeMerge"/> each merged weight is computed on a copy
+    /// first and refused (<see cref="Tuners.NonFiniteMergeException"/>, the layer left untouched) when it is not finite.
+    /// A layer that cannot check refuses <paramref name="safeMerge"/> rather than ignoring it.
+    /// </summary>
+    void Merge(IEnumerable<string> adapterNames, bool safeMerge)
+    {
+        if (safeMerge) throw new NotSupportedException($"{GetType().Name} does not implement safe merging (safe_merge=True).");
+        Merge(adapterNames);
+    }
+
     /// <summary>Subtracts every merged adapter's delta from the base weight.</summary>
     void Unmerge();
 

@@ -109,6 +109,13 @@ public interface IMergeable
     /// <summary>Adds the adapter's deltas into the base weights.</summary>
     void Merge();
 
+    /// <summary>
+    /// <see cref="Merge()"/>; with <paramref name="safeMerge"/> (the reference's <c>safe_merge=True</c>) every merged
+    /// weight is checked first and a non-finite one refused with <see cref="Tuners.NonFiniteMergeException"/>, its layer
+    /// untouched (layers merged before it stay merged, so the model still computes what the adapted one did).
+    /// </summary>
+    void Merge(bool safeMerge);
+
     /// <summary>Subtracts them again.</summary>
     void Unmerge();
 

@@ -54,6 +54,10 @@ public abstract record PromptLearningConfig : PeftConfig
         : (NumVirtualTokens ?? 0) * (NumTransformerSubmodules ?? 1);
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+        NumVirtualTokens is { } tokens ? [new ConfigSize("num_virtual_tokens", tokens, SizeBound.TensorDimension)] : [];
+
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();

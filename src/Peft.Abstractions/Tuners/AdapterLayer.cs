@@ -178,7 +178,12 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">An adapter cannot be merged here (<see cref="MergeBlocker"/>); nothing was changed.</exception>
-    public virtual void Merge(IEnumerable<string> adapterNames)
+    public virtual void Merge(IEnumerable<string> adapterNames) => Merge(adapterNames, safeMerge: false);
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">An adapter cannot be merged here (<see cref="MergeBlocker"/>); nothing was changed.</exception>
+    /// <exception cref="NonFiniteMergeException">With <paramref name="safeMerge"/>: a merged weight was not finite; this layer was left as it was.</exception>
+    public virtual void Merge(IEnumerable<string> adapterNames, bool safeMerge)
     {
         var names = adapterNames.Where(n => !_merged.Contains(n) && AdapterNames.Contains(n)).ToList();
         if (names.Count > 0 && base_layer is IQuantizedLinear quantized && !MergesIntoQuantizedBase)
@@ -193,10 +198,36 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>, IAdapterLayer
         foreach (var name in names)
         {
             using var scope = torch.NewDisposeScope();
-            MergeAdapter(name);
+            if (safeMerge) SafeMergeAdapter(name);
+            else MergeAdapter(name);
             _merged.Add(name);
         }
     }
+
+    /// <summary>
+    /// <see cref="MergeAdapter"/>, refused when it would leave a NaN or infinity in the base layer (the reference's
+    /// <c>safe_merge</c>). Dense bases are written in place by every merge, so their floating-point parameters are
+    /// copied first and put back bit for bit on refusal. A quantized base's storage is replaced, not written, by a
+    /// merge (and only additive merges reach one), so there the merged weight is computed on a dequantized copy first.
+    /// </summary>
+    private void SafeMergeAdapter(string adapterName)
+    {
+        if (base_layer is IQuantizedLinear && !(BaseWeight.to(ScalarType.Float32) + Delta(adapterName).to(ScalarType.Float32)).isfinite().all().item<bool>())
+        {
+            throw Broken(adapterName);
+        }
+        var dense = base_layer.parameters().Where(p => p.is_floating_point()).ToList();
+        var copies = dense.Select(p => p.clone()).ToList();
+        MergeAdapter(adapterName);
+        var finite = dense.All(p => p.isfinite().all().item<bool>())
+            && (base_layer is not IQuantizedLinear quantized || quantized.Dequantize().isfinite().all().item<bool>());
+        if (finite) return;
+        for (int i = 0; i < dense.Count; i++) dense[i].copy_(copies[i]);
+        throw Broken(adapterName);
+    }
+
+    private static NonFiniteMergeException Broken(string adapterName) =>
+        new(adapterName, $"NaNs detected in the merged weights. The adapter '{adapterName}' seems to be broken (safe merge: the layer was left unmerged).");
 
     /// <inheritdoc />
     public virtual void Unmerge()

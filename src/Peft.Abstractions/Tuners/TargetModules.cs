@@ -19,10 +19,23 @@ public sealed record TargetModules
     {
         Names = names;
         Pattern = pattern;
-        _regex = pattern is null || pattern == AllLinearValue ? null : new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant);
+        _regex = pattern is null || pattern == AllLinearValue ? null : Compile(pattern);
     }
 
     private readonly Regex? _regex;
+
+    /// <summary>The full-match expression; a malformed one is a config error, not a RegexParseException (found by fuzz/Peft.Fuzz).</summary>
+    private static Regex Compile(string pattern)
+    {
+        try
+        {
+            return new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant);
+        }
+        catch (RegexParseException e)
+        {
+            throw new PeftConfigException($"`{pattern}` is not a valid regular expression ({e.Message}); target and exclude modules take a full-match expression, a list of names or \"all-linear\".");
+        }
+    }
 
     /// <summary>The names, when given as a list.</summary>
     public IReadOnlyList<string>? Names { get; }

@@ -274,9 +274,22 @@ public class TunerAdapter : IAdapter, IMergeable
     }
 
     /// <inheritdoc />
-    public void Merge()
+    public void Merge() => Merge(safeMerge: false);
+
+    /// <inheritdoc />
+    public void Merge(bool safeMerge)
     {
-        foreach (var (_, layer) in _layers) layer.Merge([Name]);
+        foreach (var (path, layer) in _layers)
+        {
+            try
+            {
+                layer.Merge([Name], safeMerge);
+            }
+            catch (NonFiniteMergeException e)
+            {
+                throw new NonFiniteMergeException(e.AdapterName, $"{path}: {e.Message}");
+            }
+        }
     }
 
     /// <inheritdoc />

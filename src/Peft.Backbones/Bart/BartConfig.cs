@@ -63,6 +63,24 @@ public sealed record BartConfig : ModelConfig
     public double EmbedScale => ScaleEmbedding ? Math.Sqrt(DModel) : 1.0;
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("d_model", DModel, SizeBound.TensorDimension),
+        new("encoder_layers", EncoderLayers, SizeBound.LayerCount),
+        new("decoder_layers", DecoderLayers, SizeBound.LayerCount),
+        new("encoder_attention_heads", EncoderAttentionHeads),
+        new("decoder_attention_heads", DecoderAttentionHeads),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("encoder_attention_heads", EncoderAttentionHeads), new("d_model", DModel)),
+        (new("decoder_attention_heads", DecoderAttentionHeads), new("d_model", DModel)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

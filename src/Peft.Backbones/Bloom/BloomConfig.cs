@@ -43,6 +43,21 @@ public sealed record BloomConfig : ModelConfig
     public int HeadDim => HiddenSize / NHead;
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
+        new("n_layer", NLayer, SizeBound.LayerCount),
+        new("n_head", NHead),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("n_head", NHead), new("hidden_size", HiddenSize)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

@@ -62,6 +62,23 @@ public sealed record GptJConfig : ModelConfig
     public int RotaryDim => RotaryDimValue ?? HeadDim;
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("n_embd", NEmbd, SizeBound.TensorDimension),
+        new("n_layer", NLayer, SizeBound.LayerCount),
+        new("n_head", NHead),
+        new("n_positions", NPositions),
+        .. (NInner is { } value ? new ConfigSize[] { new("n_inner", value, SizeBound.TensorDimension) } : []),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("n_head", NHead), new("n_embd", NEmbd)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

@@ -94,6 +94,22 @@ public sealed record GptNeoConfig : ModelConfig
     }
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
+        new("num_layers", NumLayers, SizeBound.LayerCount),
+        new("num_heads", NumHeads),
+        .. (IntermediateSize is { } value ? new ConfigSize[] { new("intermediate_size", value, SizeBound.TensorDimension) } : []),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("num_heads", NumHeads), new("hidden_size", HiddenSize)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

@@ -93,6 +93,17 @@ public sealed record LlamaConfig : ModelConfig
         RopeSettings.Resolve(RopeParameters, RopeScaling, RopeTheta, PartialRotaryFactor, defaultTheta: 10000.0, defaultPartial: 1.0, source);
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
+        new("num_hidden_layers", NumHiddenLayers, SizeBound.LayerCount),
+        new("num_attention_heads", NumAttentionHeads),
+        .. (NumKeyValueHeadsValue is { } value ? new ConfigSize[] { new("num_key_value_heads", value) } : []),
+        new("intermediate_size", IntermediateSize, SizeBound.TensorDimension),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

@@ -74,6 +74,22 @@ public sealed record OptConfig : ModelConfig
     public const int PositionOffset = 2;
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
+        new("num_hidden_layers", NumHiddenLayers, SizeBound.LayerCount),
+        new("num_attention_heads", NumAttentionHeads),
+        new("ffn_dim", FfnDim, SizeBound.TensorDimension),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("num_attention_heads", NumAttentionHeads), new("hidden_size", HiddenSize)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

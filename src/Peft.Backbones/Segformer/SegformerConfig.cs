@@ -82,6 +82,13 @@ public sealed record SegformerConfig : ModelConfig
     }
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("num_channels", NumChannels, SizeBound.TensorDimension),
+        new("num_encoder_blocks", NumEncoderBlocks),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

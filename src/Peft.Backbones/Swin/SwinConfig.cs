@@ -74,6 +74,12 @@ public sealed record SwinConfig : ModelConfig
     public int NumFeatures => StageDim(Depths.Count - 1);
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("num_channels", NumChannels, SizeBound.TensorDimension),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

@@ -85,4 +85,16 @@ public sealed record T5Config : ModelConfig
     /// <summary>Whether the decoder output is rescaled before the head (see <see cref="ScaleDecoderOutputsValue"/>).</summary>
     [JsonIgnore]
     public bool ScaleDecoderOutputs => !IsMT5 && (ScaleDecoderOutputsValue ?? TieWordEmbeddings);
+
+    /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("vocab_size", VocabSize, SizeBound.TensorDimension),
+        new("d_model", DModel, SizeBound.TensorDimension),
+        new("d_kv", DKv, SizeBound.TensorDimension),
+        new("d_ff", DFf, SizeBound.TensorDimension),
+        new("num_layers", NumLayers, SizeBound.LayerCount),
+        .. (NumDecoderLayers is { } value ? new ConfigSize[] { new("num_decoder_layers", value, SizeBound.LayerCount) } : []),
+        new("num_heads", NumHeads),
+    ];
 }

@@ -63,6 +63,22 @@ public sealed record ViTConfig : ModelConfig
     public int PatchesPerSide => ImageSize / PatchSize;
 
     /// <inheritdoc />
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+    [
+        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
+        new("num_hidden_layers", NumHiddenLayers, SizeBound.LayerCount),
+        new("num_attention_heads", NumAttentionHeads),
+        new("intermediate_size", IntermediateSize, SizeBound.TensorDimension),
+        new("num_channels", NumChannels, SizeBound.TensorDimension),
+    ];
+
+    /// <inheritdoc />
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
+    [
+        (new("num_attention_heads", NumAttentionHeads), new("hidden_size", HiddenSize)),
+    ];
+
+    /// <inheritdoc />
     public override void Validate(string source)
     {
         base.Validate(source);

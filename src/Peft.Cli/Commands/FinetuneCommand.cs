@@ -165,6 +165,7 @@ public sealed partial class FinetuneCommand(
             OutputDirectory = Path.Combine(settings.Output, "checkpoints", method),
             NextTokenAccuracy = nextToken,
             GradientCheckpointing = settings.GradientCheckpointing,
+            SkipNonFiniteSteps = settings.SkipNonfiniteSteps,
         };
 
         var clock = Stopwatch.StartNew();

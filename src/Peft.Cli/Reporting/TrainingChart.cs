@@ -46,7 +46,9 @@ public static class TrainingChart
         for (int i = 0; i < values.Count; i++)
         {
             var from = Math.Max(0, i - 4);
-            smoothed[i] = values.Skip(from).Take(i - from + 1).Average();
+            // Steps skipped for a non-finite loss (--skip-nonfinite-steps) leave no mark on the curve.
+            var window = values.Skip(from).Take(i - from + 1).Where(double.IsFinite).ToList();
+            smoothed[i] = window.Count > 0 ? window.Average() : double.NaN;
         }
         return smoothed;
     }

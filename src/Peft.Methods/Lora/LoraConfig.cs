@@ -156,12 +156,35 @@ public sealed record LoraConfig : TunerConfig, ILayerSelection
         return null;
     }
 
+    /// <summary>Each key is a regular expression matched at injection: a malformed one is refused here, by key.</summary>
+    private static void CheckPatterns(string key, IEnumerable<string>? patterns)
+    {
+        foreach (var pattern in patterns ?? [])
+        {
+            try
+            {
+                _ = new Regex($"(^|\\.){pattern}$", RegexOptions.CultureInvariant);
+            }
+            catch (RegexParseException e)
+            {
+                throw new PeftConfigException($"`{key}` key `{pattern}` is not a valid regular expression ({e.Message}).");
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>With a rank_pattern, <c>r</c> may name no saved module, so only a config without one bounds it.</remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+        RankPattern is { Count: > 0 } ? [] : [new ConfigSize("r", R, SizeBound.TensorDimension)];
+
     /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();
         ILayerSelection.Check(this, TargetModules);
         if (R <= 0) throw new PeftConfigException($"`r` should be a positive integer value but the value passed is {R}.");
+        CheckPatterns("rank_pattern", RankPattern?.Keys);
+        CheckPatterns("alpha_pattern", AlphaPattern?.Keys);
         if (UseDora && LoraBias) throw new PeftConfigException("The argument `lora_bias`=true is not supported for DoRA (`use_dora`=true).");
         if (Bias != "none") throw new PeftConfigException($"`bias` = \"{Bias}\" is not supported yet; use \"none\".");
         if (LoraDropout is < 0 or >= 1) throw new PeftConfigException($"`lora_dropout` must be in [0, 1), got {LoraDropout}.");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Peft.Checkpoints;
 using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,8 +17,6 @@ namespace Peft.Training;
 /// </summary>
 public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 {
-    private const string StateFileName = "trainer_state.json";
-    private const string OptimizerFileName = "optimizer.bin";
     private readonly ILogger _logger = logger ?? NullLogger<Trainer>.Instance;
 
     /// <summary>
@@ -74,17 +73,20 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         var totalSteps = stepsPerEpoch * options.Epochs;
         var warmupSteps = options.Schedule == LearningRateSchedule.Constant ? 0 : options.WarmupSteps ?? (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
-        var state = new TrainerState();
+        var plan = new TrainingPlan(options.Schedule, totalSteps, warmupSteps, options.LearningRate, train.Count, options.Seed, options.BatchSize, options.GradientAccumulationSteps);
+        var state = new TrainerState { Plan = plan };
         if (resumeFrom is not null)
         {
-            state = Resume(trainable, optimizer, resumeFrom);
+            state = Resume(trainable, optimizer, resumeFrom, plan);
             LogResumed(_logger, resumeFrom, state.Epoch, state.Step);
         }
+        // A resumed run keeps the schedule its checkpoint planned (as transformers restores scheduler.pt).
+        var schedule = state.Plan ?? plan;
         var canEvaluate = evaluation is { Count: > 0 } && options.EvaluationStrategy != IntervalStrategy.No;
         if (options.EarlyStoppingPatience is not null && !canEvaluate) throw new ArgumentException("EarlyStoppingPatience needs an evaluation set.", nameof(evaluation));
 
         TrainingResult Result(bool cancelled) =>
-            new(state.StepLosses, state.Evaluations, cancelled, clock.Elapsed, state.StoppedEarly, state.BestCheckpoint);
+            new(state.StepLosses, state.Evaluations, cancelled, clock.Elapsed, state.StoppedEarly, state.BestCheckpoint) { SkippedSteps = state.SkippedSteps };
 
         var examplesSeen = 0;
         for (int epoch = state.Epoch + 1; epoch <= options.Epochs; epoch++)
@@ -102,26 +104,53 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                     return Result(true);
                 }
                 var group = batches.Skip(first).Take(options.GradientAccumulationSteps).ToList();
-                var learningRate = LearningRateAt(options.Schedule, state.Step, totalSteps, warmupSteps, options.LearningRate);
+                var learningRate = LearningRateAt(schedule.Schedule, state.Step, schedule.TotalSteps, schedule.WarmupSteps, schedule.PeakLearningRate);
                 foreach (var parameterGroup in optimizer.ParamGroups) parameterGroup.LearningRate = learningRate;
 
                 optimizer.zero_grad();
                 double loss = 0;
+                string? nonFinite = null;
                 foreach (var batch in group)
                 {
+                    examplesSeen += batch.Length;
+                    // The rest of a step that is already lost is not computed.
+                    if (nonFinite is not null) continue;
                     using var scope = torch.NewDisposeScope();
                     var inputs = collate(batch.Select(i => train[i]).ToList());
                     var output = trainable.Module.call(inputs);
-                    var batchLoss = output.Loss ?? throw new InvalidOperationException("The model returned no loss: do the inputs carry labels?");
-                    (batchLoss / group.Count).backward();
-                    loss += batchLoss.item<float>() / group.Count;
                     // A cache (prefix tuning hands its prefixes in as one) lives outside dispose scopes.
                     output.PastKeyValues?.Dispose();
-                    examplesSeen += batch.Length;
+                    var batchLoss = output.Loss ?? throw new InvalidOperationException("The model returned no loss: do the inputs carry labels?");
+                    var value = batchLoss.item<float>();
+                    loss += value / group.Count;
+                    if (!float.IsFinite(value))
+                    {
+                        nonFinite = $"the loss ({value})";
+                        continue;
+                    }
+                    (batchLoss / group.Count).backward();
                 }
-                if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
-                optimizer.step();
-                trainable.AfterOptimizerStep(state.Step);
+                // Checked before clipping: clipping an infinite norm would turn the gradients into NaN or zeros and hide it.
+                if (nonFinite is null && NonFiniteGradient(trainable, parameters) is { } gradient) nonFinite = $"the gradient of {gradient}";
+                if (nonFinite is not null)
+                {
+                    if (!options.SkipNonFiniteSteps) throw NonFinite(nonFinite, state.Step + 1, epoch, learningRate);
+                    // As a mixed-precision trainer's skipped step: the batches are consumed and the schedule moves on, the weights do not change.
+                    optimizer.zero_grad();
+                    state.SkippedSteps.Add(state.Step + 1);
+                    LogSkippedStep(_logger, state.Step + 1, epoch, nonFinite, state.SkippedSteps.Count);
+                }
+                else
+                {
+                    if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
+                    optimizer.step();
+                    // Finite gradients can still overflow a weight (a huge learning rate); that step cannot be skipped any more.
+                    if (NonFiniteParameter(trainable, parameters) is { } parameter)
+                    {
+                        throw NonFinite($"parameter {parameter} after the update", state.Step + 1, epoch, learningRate);
+                    }
+                    trainable.AfterOptimizerStep(state.Step);
+                }
                 state.Step++;
                 state.StepInEpoch++;
                 state.StepLosses.Add(loss);
@@ -197,20 +226,24 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         state.Checkpoints.Remove(directory);
         state.Checkpoints.Add(directory);
         if (evaluation is not null && state.BestStep == evaluation.Step) state.BestCheckpoint = directory;
-        SaveCheckpoint(trainable, optimizer, state, directory);
-        LogCheckpoint(_logger, directory);
-        foreach (var callback in callbacks) callback.OnSave(directory, state.Step);
-        if (options.SaveTotalLimit is not { } limit) return;
+        // The rotation is decided first, so the state saved in the checkpoint is final and the folder is written once, atomically.
+        var rotated = new List<string>();
         // As transformers: the best checkpoint survives rotation, so limit 1 can leave two (the best and the last).
-        while (state.Checkpoints.Count > limit)
+        while (options.SaveTotalLimit is { } limit && state.Checkpoints.Count > limit)
         {
             var oldest = state.Checkpoints.FirstOrDefault(c => c != state.BestCheckpoint && c != directory);
             if (oldest is null) break;
             state.Checkpoints.Remove(oldest);
+            rotated.Add(oldest);
+        }
+        SaveCheckpoint(trainable, optimizer, state, directory);
+        LogCheckpoint(_logger, directory);
+        foreach (var callback in callbacks) callback.OnSave(directory, state.Step);
+        foreach (var oldest in rotated)
+        {
             if (Directory.Exists(oldest)) Directory.Delete(oldest, recursive: true);
             LogCheckpointDeleted(_logger, oldest);
         }
-        File.WriteAllText(Path.Combine(directory, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
     }
 
     /// <summary>Mean loss and accuracy of <paramref name="model"/> on <paramref name="examples"/>, in eval mode without gradients.</summary>
@@ -279,25 +312,6 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         return order;
     }
 
-    private static void SaveCheckpoint(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, TrainerState state, string directory)
-    {
-        Directory.CreateDirectory(directory);
-        trainable.SaveCheckpoint(directory);
-        optimizer.save_state_dict(Path.Combine(directory, OptimizerFileName));
-        File.WriteAllText(Path.Combine(directory, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
-    }
-
-    private static TrainerState Resume(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, string directory)
-    {
-        var statePath = Path.Combine(directory, StateFileName);
-        if (!File.Exists(statePath)) throw new FileNotFoundException($"{statePath}: not found; --resume takes a checkpoint-epoch-N or checkpoint-step-N directory this trainer wrote.", statePath);
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), PeftJson.Options)
-            ?? throw new InvalidDataException($"{statePath}: empty trainer state.");
-        trainable.LoadCheckpoint(directory);
-        optimizer.load_state_dict(Path.Combine(directory, OptimizerFileName));
-        return state;
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Resumed from {Directory} after epoch {Epoch}, step {Step}")]
     private static partial void LogResumed(ILogger logger, string directory, int epoch, int step);
 
@@ -315,19 +329,4 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Checkpoint written to {Directory}")]
     private static partial void LogCheckpoint(ILogger logger, string directory);
-
-    private sealed class TrainerState
-    {
-        public int Epoch { get; set; }
-        public int Step { get; set; }
-        public int StepInEpoch { get; set; }
-        public double? BestMetric { get; set; }
-        public int? BestStep { get; set; }
-        public string? BestCheckpoint { get; set; }
-        public int EvaluationsWithoutImprovement { get; set; }
-        public bool StoppedEarly { get; set; }
-        public List<string> Checkpoints { get; set; } = [];
-        public List<double> StepLosses { get; set; } = [];
-        public List<EvaluationResult> Evaluations { get; set; } = [];
-    }
 }

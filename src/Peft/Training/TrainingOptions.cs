@@ -35,6 +35,14 @@ public sealed record TrainingOptions
     /// </summary>
     public bool GradientCheckpointing { get; init; }
 
+    /// <summary>
+    /// What to do with a step whose loss or gradient is NaN or infinite: false (the default) stops
+    /// training with a <see cref="NonFiniteTrainingException"/> naming the step; true skips the step as
+    /// mixed-precision trainers do (its batches are consumed, the weights are not updated, the step is
+    /// logged and listed in <see cref="TrainingResult.SkippedSteps"/>).
+    /// </summary>
+    public bool SkipNonFiniteSteps { get; init; }
+
     /// <summary>Language models: evaluation scores the prediction at t against the label at t + 1.</summary>
     public bool NextTokenAccuracy { get; init; }
 
@@ -159,4 +167,8 @@ public sealed record EvaluationResult(double Loss, double Accuracy, int Examples
 /// <param name="StoppedEarly">True when early stopping ended the run.</param>
 /// <param name="BestCheckpoint">The checkpoint with the best evaluation metric, when one was saved right after an evaluation.</param>
 public sealed record TrainingResult(IReadOnlyList<double> StepLosses, IReadOnlyList<EvaluationResult> Evaluations, bool Cancelled, TimeSpan Elapsed,
-    bool StoppedEarly = false, string? BestCheckpoint = null);
+    bool StoppedEarly = false, string? BestCheckpoint = null)
+{
+    /// <summary>The 1-based steps skipped because their loss or gradient was not finite (<see cref="TrainingOptions.SkipNonFiniteSteps"/>).</summary>
+    public IReadOnlyList<int> SkippedSteps { get; init; } = [];
+}
