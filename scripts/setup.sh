@@ -18,6 +18,17 @@ if [ ! -d /usr/share/games/fortunes ] || [ -z "$(ls /usr/share/games/fortunes 2>
   fi
 fi
 
+# Debian's Fashion-MNIST: the data of the image job (finetune --task image-classification) and of its tests.
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "setup: install Debian's 'dataset-fashion-mnist' package (files under /usr/share/datasets/fashion-mnist) for the image job." >&2
+  fi
+fi
+
 dotnet restore Peft.sln --verbosity quiet
 
 # The packages samples/ build against (artifacts/packages, a fresh 0.1.0-dev.<unix time> each run).

@@ -126,11 +126,14 @@ public static class ModuleCloner
             Layers.Conv1D c => new Layers.Conv1D(c.weight.shape[0], c.weight.shape[1]),
             Embedding e => Layers.Embeddings.Create(e.weight!.shape[0], e.weight!.shape[1], Layers.Embeddings.PaddingIndexOf(e)),
             LayerNorm n => nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine: n.weight is not null),
+            // A CNN's BatchNorm (PEFT's advice for such models: modules_to_save it, so its running statistics travel with the adapter).
+            BatchNorm2d b => nn.BatchNorm2d(b.num_features, b.eps, b.momentum ?? 0.1, affine: b.weight is not null, track_running_stats: b.running_mean is not null),
             _ => throw new NotSupportedException(
-                $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm, and modules implementing ICloneableModule."),
+                $"modules_to_save cannot copy a {module.GetType().Name}; supported: Linear, Conv1D, Embedding, LayerNorm, BatchNorm2d, and modules implementing ICloneableModule."),
         };
         var source = module.state_dict();
         foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
+        copy.train(module.training);
         return PlacedLike(copy, module);
     }
 

@@ -31,6 +31,7 @@ public sealed partial class FinetuneCommand(
         torch.set_num_threads(Environment.ProcessorCount);
 
         if (settings.IsCausalLM) return Task.FromResult(RunCausalLM(settings, cancellationToken));
+        if (settings.IsImageClassification) return Task.FromResult(RunImageClassification(settings, cancellationToken));
         var modelDirectory = settings.Model is { Length: > 0 } given ? given : DefaultModel.Ensure(console);
         var vocabulary = Path.Combine(modelDirectory, "vocab.txt");
         if (!File.Exists(vocabulary))
@@ -52,7 +53,7 @@ public sealed partial class FinetuneCommand(
         foreach (var method in settings.MethodList)
         {
             if (cancellationToken.IsCancellationRequested) break;
-            var result = RunMethod(method, settings, modelDirectory, data.Labels, () => LoadClassifier(modelDirectory, data.Labels, settings), train, test, Collate, nextToken: false, cancellationToken);
+            var result = RunMethod(method, settings, modelDirectory, data.Labels, () => LoadClassifier(modelDirectory, data.Labels, settings, TaskType.SequenceClassification), train, test, Collate, nextToken: false, cancellationToken);
             results.Add(result);
             if (result.Training.Cancelled) break;
         }
@@ -115,12 +116,12 @@ public sealed partial class FinetuneCommand(
     {
         if (settings.Data is { Length: > 0 } path)
         {
-            return ClassificationData.FromFile(path, settings.OnBadLine, warning => LogBadLine(logger, warning), settings.Seed, settings.TestFraction, settings.MaxExamplesPerLabel);
+            return ClassificationData.FromFile(path, settings.OnBadLine, warning => LogBadLine(logger, warning), settings.Seed, settings.TestFraction, settings.ExamplesPerLabel);
         }
         var categories = settings.Categories is { Length: > 0 } list
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : FortunesDataset.DefaultCategories;
-        return ClassificationData.FromFortunes(categories, settings.Seed, 0.2, settings.MaxExamplesPerLabel);
+        return ClassificationData.FromFortunes(categories, settings.Seed, 0.2, settings.ExamplesPerLabel);
     }
 
     private MethodResult RunMethod<TExample>(string method, FinetuneOptions settings, string modelDirectory, IReadOnlyList<string>? labels, Func<PreTrainedModel> load,
@@ -138,7 +139,7 @@ public sealed partial class FinetuneCommand(
         switch (method)
         {
             case "lora":
-                peft = models.GetPeftModel(model, LoraFor(settings, model.Task, modelDirectory));
+                peft = models.GetPeftModel(model, model.Task == TaskType.ImageClassification ? ImageLoraFor(settings, modelDirectory) : LoraFor(settings, model.Task, modelDirectory));
                 trainable = Trainables.Adapter(peft);
                 learningRate = settings.LearningRate;
                 break;
@@ -196,11 +197,11 @@ public sealed partial class FinetuneCommand(
         return new MethodResult(method, accuracy, trainableCount, allCount, checkpointBytes, clock.Elapsed, training, reloaded);
     }
 
-    private PreTrainedModel LoadClassifier(string modelDirectory, IReadOnlyList<string> labels, FinetuneOptions settings)
+    private PreTrainedModel LoadClassifier(string modelDirectory, IReadOnlyList<string> labels, FinetuneOptions settings, TaskType task)
     {
         torch.manual_seed(settings.Seed);
         var id2label = labels.Select((name, index) => (name, index)).ToDictionary(p => p.index.ToString(), p => p.name);
-        return models.LoadPretrained(modelDirectory, TaskType.SequenceClassification, QuantizeOptionChecks.LoadOptions(settings),
+        return models.LoadPretrained(modelDirectory, task, QuantizeOptionChecks.LoadOptions(settings),
             config => config with { NumLabelsValue = labels.Count, Id2Label = id2label });
     }
 

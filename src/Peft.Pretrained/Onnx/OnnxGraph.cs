@@ -1,17 +1,24 @@
 // The parts of an ONNX model (onnx/onnx.proto) needed to recover its weights: ModelProto.graph (7) →
 // GraphProto.node (1) and .initializer (5); NodeProto input (1), output (2), name (3), op_type (4);
-// AttributeProto name (1), i (3); TensorProto dims (1), data_type (2), float_data (4), name (8), raw_data (9), data_location (14).
+// AttributeProto name (1), f (2), i (3), ints (8); TensorProto dims (1), data_type (2), float_data (4), name (8), raw_data (9), data_location (14).
 using System.Buffers.Binary;
 using TorchSharp;
 
 namespace Peft.Pretrained.Onnx;
 
-/// <summary>One graph node: its operator, the value names it reads and writes, and its integer attributes.</summary>
+/// <summary>One graph node: its operator, the value names it reads and writes, and its integer, integer-list and float attributes.</summary>
 internal sealed record OnnxNode(
-    string Name, string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs, IReadOnlyDictionary<string, long> IntAttributes)
+    string Name, string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs, IReadOnlyDictionary<string, long> IntAttributes,
+    IReadOnlyDictionary<string, IReadOnlyList<long>>? IntListAttributes = null, IReadOnlyDictionary<string, float>? FloatAttributes = null)
 {
     /// <summary>The integer attribute <paramref name="name"/>, or <paramref name="fallback"/> when the node has none.</summary>
     public long Int(string name, long fallback) => IntAttributes.TryGetValue(name, out var value) ? value : fallback;
+
+    /// <summary>The integer-list attribute <paramref name="name"/> (kernel_shape, strides, pads), or null when the node has none.</summary>
+    public IReadOnlyList<long>? Ints(string name) => IntListAttributes is not null && IntListAttributes.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>The float attribute <paramref name="name"/>, or <paramref name="fallback"/> when the node has none.</summary>
+    public float Float(string name, float fallback) => FloatAttributes is not null && FloatAttributes.TryGetValue(name, out var value) ? value : fallback;
 }
 
 /// <summary>One initializer (a constant tensor of the graph, i.e. a weight).</summary>
@@ -144,6 +151,8 @@ internal sealed class OnnxGraph
         var inputs = new List<string>();
         var outputs = new List<string>();
         var attributes = new Dictionary<string, long>(StringComparer.Ordinal);
+        var lists = new Dictionary<string, IReadOnlyList<long>>(StringComparer.Ordinal);
+        var floats = new Dictionary<string, float>(StringComparer.Ordinal);
         string name = "", opType = "";
         while (reader.Next())
         {
@@ -153,28 +162,36 @@ internal sealed class OnnxGraph
                 case 2: outputs.Add(reader.String()); break;
                 case 3: name = reader.String(); break;
                 case 4: opType = reader.String(); break;
-                case 5: ParseIntAttribute(reader.Bytes(), attributes); break;
+                case 5: ParseAttribute(reader.Bytes(), attributes, lists, floats); break;
                 default: reader.Skip(); break;
             }
         }
-        return new OnnxNode(name, opType, inputs, outputs, attributes);
+        return new OnnxNode(name, opType, inputs, outputs, attributes, lists, floats);
     }
 
-    private static void ParseIntAttribute(ReadOnlyMemory<byte> bytes, Dictionary<string, long> attributes)
+    private static void ParseAttribute(ReadOnlyMemory<byte> bytes, Dictionary<string, long> attributes,
+        Dictionary<string, IReadOnlyList<long>> lists, Dictionary<string, float> floats)
     {
         var reader = new ProtoReader(bytes);
         string? name = null;
         long? value = null;
+        float? number = null;
+        var ints = new List<long>();
         while (reader.Next())
         {
             switch (reader.Field)
             {
                 case 1: name = reader.String(); break;
+                case 2 when reader.Wire == WireType.Fixed32: number = reader.Float(); break;
                 case 3 when reader.Wire == WireType.Varint: value = reader.Int64(); break;
+                case 8: reader.Int64s(ints); break;
                 default: reader.Skip(); break;
             }
         }
-        if (name is not null && value is not null) attributes[name] = value.Value;
+        if (name is null) return;
+        if (value is not null) attributes[name] = value.Value;
+        if (number is not null) floats[name] = number.Value;
+        if (ints.Count > 0) lists[name] = ints;
     }
 
     private static OnnxTensor ParseTensor(ReadOnlyMemory<byte> bytes)

@@ -22,6 +22,7 @@ public static class BuiltIns
         new Peft.Backbones.LayoutLm.LayoutLmArchitecture(),
         new Peft.Backbones.Llama.LlamaArchitecture(),
         new Peft.Backbones.Opt.OptArchitecture(),
+        new Peft.Backbones.ResNet.ResNetArchitecture(),
         new Peft.Backbones.Roberta.RobertaArchitecture(),
         new Peft.Backbones.Segformer.SegformerArchitecture(),
         new Peft.Backbones.Swin.SwinArchitecture(),

@@ -39,7 +39,7 @@ public class DefaultTargetsTests
         Assert.Equal(["q", "k", "v", "o", "wi", "wo"], Architecture("t5").DefaultTargets["ADALORA"]);
         Assert.Equal(["input_layernorm", "post_attention_layernorm", "norm"], Architecture("llama").DefaultTargets["LN_TUNING"]);
         Assert.False(Architecture("layoutlm").DefaultTargets.ContainsKey("IA3"));   // the reference has no entry either
-        Assert.All(BuiltIns.Architectures().Where(a => a.ModelType is not ("vit" or "swin" or "segformer")),
+        Assert.All(BuiltIns.Architectures().Where(a => a.ModelType is not ("vit" or "swin" or "segformer" or "resnet")),
             a => Assert.True(a.DefaultTargets.ContainsKey("LORA"), $"{a.ModelType} declares no LoRA defaults"));
     }
 
