@@ -85,13 +85,20 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
             TorchSharp.torch.tensor(shortIds.Select(i => (long)i).ToArray(), [1, shortIds.Count]), null, ["a1"], [shortOptions]).Tokens[0];
         using var cancel = new CancellationTokenSource();
 
-        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", longIds, new GenerationOptions { MaxNewTokens = 120, EosTokenIds = [] }), cancel.Token);
+        // The long request checks a stop string that never occurs, slowly (20 ms a step): its 120 tokens take seconds, so a
+        // test thread held up by the thread pool cannot miss the window in which the short one must join.
+        var slow = new GenerationOptions
+        {
+            MaxNewTokens = 120, EosTokenIds = [], StopStrings = ["\u0000never"],
+            Decode = ids => { Thread.Sleep(20); return ""; },
+        };
+        var running = await scheduler.SubmitAsync(new GenerationRequest("a1", longIds, slow), cancel.Token);
         await running.Tokens.WaitToReadAsync();   // decoding has begun
         var joining = await scheduler.SubmitAsync(new GenerationRequest("a1", shortIds, shortOptions));
         var outcome = await joining.Completion;
 
         // Batch after batch, the short request would have waited for all 120 tokens of the long one.
-        Assert.False(running.Completion.IsCompleted);
+        Assert.False(running.Completion.IsCompleted, running.Completion.IsFaulted ? running.Completion.Exception!.ToString() : $"the long request finished first: {running.Completion.Status}");
         Assert.Equal(alone, outcome.Tokens);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.Completion);

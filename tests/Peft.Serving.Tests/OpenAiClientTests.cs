@@ -103,6 +103,9 @@ public sealed class OpenAiClientTests(ServingFixture fixture) : IClassFixture<Se
         var tooMany = await Assert.ThrowsAsync<ClientResultException>(() => Client.GetChatClient("a1").CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { MaxOutputTokenCount = 1000 }));
         var tooLong = await Assert.ThrowsAsync<ClientResultException>(() => Client.GetChatClient("a1").CompleteChatAsync([new UserChatMessage(string.Join(' ', Enumerable.Repeat("word", 200)))]));
         using var http = new HttpClient { BaseAddress = fixture.BaseUrl };
+        // Expect: 100-continue, as a well-behaved uploader sends: the server answers 413 from Content-Length alone, so the
+        // body is never sent (without it the server may close the connection while the client still writes: a broken pipe).
+        http.DefaultRequestHeaders.ExpectContinue = true;
         var huge = await http.PostAsync("v1/completions", new StringContent(new string('x', 2 << 20), System.Text.Encoding.UTF8, "application/json"));
 
         Assert.Equal(400, tooMany.Status);
