@@ -209,6 +209,35 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task GenerateTakesItsDefaultsFromGenerationConfigJson()
+    {
+        var scratch = Directory.CreateTempSubdirectory("peft-genconfig-");
+        try
+        {
+            var model = Path.Combine(scratch.FullName, "gpt2");
+            Directory.CreateDirectory(model);
+            foreach (var file in Directory.GetFiles(Gpt2)) File.Copy(file, Path.Combine(model, Path.GetFileName(file)));
+            File.WriteAllText(Path.Combine(model, "generation_config.json"), """{"do_sample": true, "temperature": 50, "top_k": 0, "max_new_tokens": 8}""");
+            static string Ids(CliRun run) => run.Console.TrimEnd().Split('\n')[^1];
+
+            var fromFile = await CliRun.Of("generate", "--model", model, "--prompt", "1 2 3", "--seed", "7");
+            var explicitly = await CliRun.Of("generate", "--model", Gpt2, "--prompt", "1 2 3", "--max-new-tokens", "8", "--do-sample", "true", "--temperature", "50", "--top-k", "0", "--seed", "7");
+            var greedy = await CliRun.Of("generate", "--model", model, "--prompt", "1 2 3", "--do-sample", "false");
+            Assert.Equal(0, fromFile.ExitCode);
+            Assert.Equal(Ids(explicitly), Ids(fromFile));
+            Assert.Equal(Ids(await CliRun.Of("generate", "--model", Gpt2, "--prompt", "1 2 3", "--max-new-tokens", "8")), Ids(greedy));
+            Assert.Equal(3 + 8, Ids(greedy).Split(' ').Length);
+
+            File.WriteAllText(Path.Combine(model, "generation_config.json"), """{"do_sample": true, "top_p": 0}""");
+            Assert.Contains("generation_config.json: top_p must be in (0, 1]", (await CliRun.Of("generate", "--model", model, "--prompt", "1 2 3")).AssertUserError());
+        }
+        finally
+        {
+            scratch.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task SamplingOptionsWithoutDoSampleAreRefusedByName()
     {
         var line = (await CliRun.Of("generate", "--model", Gpt2, "--prompt", "1 2 3", "--temperature", "0.7")).AssertUserError();

@@ -23,7 +23,6 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             ? tokenizer.Encode(settings.Text!, addSpecialTokens: false).Select(id => (long)id).ToArray()
             : ParseIds(settings.Prompt ?? throw new CommandLineException("--prompt \"id id id\" or --text \"...\" is required."));
         if (prompt.Length == 0) throw new CommandLineException("--text gives no tokens.");
-        if (settings.MaxNewTokens <= 0) throw new CommandLineException($"--max-new-tokens must be positive, got {settings.MaxNewTokens}.");
 
         var (architecture, config) = models.ReadConfig(modelDirectory);
         var task = GenerationTask(architecture.SupportedTasks, adapter, modelDirectory);
@@ -33,7 +32,7 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
             throw new CommandLineException($"--prompt: token id {tooLarge} is past the vocabulary of {modelDirectory} ({config.VocabSize} ids, 0 to {config.VocabSize - 1}).");
         }
 
-        var generation = GenerationFor(settings, tokenizer);
+        var generation = GenerationFor(settings, modelDirectory, tokenizer);
         var model = models.LoadPretrained(modelDirectory, task, QuantizeOptionChecks.LoadOptions(settings));
         var ids = torch.tensor(prompt, [1, prompt.Length]);
         var generated = adapter is not null
@@ -44,34 +43,36 @@ public sealed class GenerateCommand(IOptions<GenerateOptions> options, PeftModel
         return Task.FromResult(0);
     }
 
-    /// <summary>The decoding the options ask for: greedy unless --do-sample; sampling options without it are refused, not ignored.</summary>
-    private static GenerationOptions GenerationFor(GenerateOptions settings, PretrainedTokenizer? tokenizer)
+    /// <summary>
+    /// The decoding the options ask for over the model's generation_config.json (as transformers' generate(**kwargs) over
+    /// model.generation_config): greedy unless sampling is asked for; sampling options without it are refused, not ignored.
+    /// </summary>
+    private static GenerationOptions GenerationFor(GenerateOptions settings, string modelDirectory, PretrainedTokenizer? tokenizer)
     {
-        var defaults = new GenerateOptions();
-        if (!settings.DoSample)
+        var file = GenerationOptions.FromDirectory(modelDirectory);
+        var doSample = settings.DoSample ?? file.DoSample;
+        var given = new (string Name, object? Value)[] { ("--temperature", settings.Temperature), ("--top-k", settings.TopK), ("--top-p", settings.TopP), ("--seed", settings.Seed) }
+            .Where(o => o.Value is not null).Select(o => o.Name).ToList();
+        if (!doSample && given.Count > 0) throw new CommandLineException($"{string.Join(", ", given)}: sampling options need --do-sample true (decoding is greedy without it).");
+        var options = file with
         {
-            var given = new (string Name, bool Set)[]
-            {
-                ("--temperature", settings.Temperature != defaults.Temperature), ("--top-k", settings.TopK != defaults.TopK),
-                ("--top-p", settings.TopP != defaults.TopP), ("--seed", settings.Seed is not null),
-            }.Where(o => o.Set).Select(o => o.Name).ToList();
-            if (given.Count > 0) throw new CommandLineException($"{string.Join(", ", given)}: sampling options need --do-sample true (decoding is greedy without it).");
-        }
-        if (!(settings.Temperature > 0)) throw new CommandLineException($"--temperature must be positive, got {settings.Temperature}.");
-        if (settings.TopK < 0) throw new CommandLineException($"--top-k must be 0 (all) or more, got {settings.TopK}.");
-        if (!(settings.TopP > 0 && settings.TopP <= 1)) throw new CommandLineException($"--top-p must be in (0, 1], got {settings.TopP}.");
-        if (settings.Stop is { Length: > 0 } && tokenizer is null) throw new CommandLineException("--stop: stop strings need --text (the model's tokenizer decodes the continuation).");
-        return new GenerationOptions
-        {
-            MaxNewTokens = settings.MaxNewTokens,
-            DoSample = settings.DoSample,
-            Temperature = settings.Temperature,
-            TopK = settings.TopK,
-            TopP = settings.TopP,
+            MaxNewTokens = settings.MaxNewTokens ?? file.MaxNewTokens,
+            DoSample = doSample,
+            Temperature = settings.Temperature ?? file.Temperature,
+            TopK = settings.TopK ?? file.TopK,
+            TopP = settings.TopP ?? file.TopP,
             Seed = settings.Seed,
             StopStrings = settings.Stop ?? [],
             Decode = tokenizer is null ? null : ids => tokenizer.Decode(ids),
         };
+        // A bad value names the option, or the file's key when it came from there.
+        string Name(string option, object? value, string key) => value is not null ? option : $"{Path.Combine(modelDirectory, "generation_config.json")}: {key}";
+        if (options.MaxNewTokens <= 0) throw new CommandLineException($"{Name("--max-new-tokens", settings.MaxNewTokens, "max_new_tokens")} must be positive, got {options.MaxNewTokens}.");
+        if (!(options.Temperature > 0)) throw new CommandLineException($"{Name("--temperature", settings.Temperature, "temperature")} must be positive, got {options.Temperature}.");
+        if (options.TopK < 0) throw new CommandLineException($"{Name("--top-k", settings.TopK, "top_k")} must be 0 (all) or more, got {options.TopK}.");
+        if (!(options.TopP > 0 && options.TopP <= 1)) throw new CommandLineException($"{Name("--top-p", settings.TopP, "top_p")} must be in (0, 1], got {options.TopP}.");
+        if (settings.Stop is { Length: > 0 } && tokenizer is null) throw new CommandLineException("--stop: stop strings need --text (the model's tokenizer decodes the continuation).");
+        return options;
     }
 
     /// <summary>Seq2seq when the architecture is an encoder-decoder, causal LM when it has a head for it, else an error naming --model.</summary>

@@ -79,25 +79,25 @@ public sealed class GenerateOptions : ModelLoadingOptions
     [Description("The prompt as text, tokenized with the model's own tokenizer (tokenizer.json, or vocab.json + merges.txt, or vocab.txt); prints the prompt and its continuation.")]
     public string? Text { get; set; }
 
-    /// <summary>Tokens to generate.</summary>
-    [Description("Tokens to generate.")]
-    public int MaxNewTokens { get; set; } = 20;
+    /// <summary>Tokens to generate; null: generation_config.json's max_new_tokens, else 20.</summary>
+    [Description("Tokens to generate. [default: generation_config.json's max_new_tokens, else 20]")]
+    public int? MaxNewTokens { get; set; }
 
-    /// <summary>Sample instead of greedy decoding (do_sample).</summary>
-    [Description("Sample from the distribution (warped by --temperature, --top-k, --top-p) instead of greedy decoding.")]
-    public bool DoSample { get; set; }
+    /// <summary>Sample instead of greedy decoding (do_sample); null: generation_config.json's, else false.</summary>
+    [Description("Sample from the distribution (warped by --temperature, --top-k, --top-p) instead of greedy decoding. [default: generation_config.json's do_sample, else false]")]
+    public bool? DoSample { get; set; }
 
-    /// <summary>Sampling temperature.</summary>
-    [Description("With --do-sample: logits are divided by this (positive).")]
-    public double Temperature { get; set; } = 1.0;
+    /// <summary>Sampling temperature; null: generation_config.json's, else 1.</summary>
+    [Description("With --do-sample: logits are divided by this (positive). [default: generation_config.json's temperature, else 1]")]
+    public double? Temperature { get; set; }
 
-    /// <summary>Top-k filter.</summary>
-    [Description("With --do-sample: keep the k most likely tokens (0 keeps all).")]
-    public int TopK { get; set; } = 50;
+    /// <summary>Top-k filter; null: generation_config.json's, else 50.</summary>
+    [Description("With --do-sample: keep the k most likely tokens (0 keeps all). [default: generation_config.json's top_k, else 50]")]
+    public int? TopK { get; set; }
 
-    /// <summary>Nucleus filter.</summary>
-    [Description("With --do-sample: keep the most likely tokens whose probability reaches p, in (0, 1].")]
-    public double TopP { get; set; } = 1.0;
+    /// <summary>Nucleus filter; null: generation_config.json's, else 1.</summary>
+    [Description("With --do-sample: keep the most likely tokens whose probability reaches p, in (0, 1]. [default: generation_config.json's top_p, else 1]")]
+    public double? TopP { get; set; }
 
     /// <summary>Seed of the sampling generator.</summary>
     [Description("With --do-sample: the seed, for reproducible samples [default: unseeded]")]
