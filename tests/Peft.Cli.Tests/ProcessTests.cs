@@ -5,9 +5,12 @@ namespace Peft.Cli.Tests;
 /// <summary>The real <c>peft</c> process (Peft.Cli.dll under dotnet): exit codes and standard error as a shell sees them.</summary>
 public sealed class ProcessTests
 {
-    private static (int ExitCode, string Output, string Error) Run(params string[] args)
+    private static (int ExitCode, string Output, string Error) Run(params string[] args) => Run(new Dictionary<string, string>(), args);
+
+    private static (int ExitCode, string Output, string Error) Run(Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Peft.Cli.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
@@ -32,6 +35,18 @@ public sealed class ProcessTests
         var (exit, _, error) = Run("inspect", "--adapter", "/no/such/adapter");
         Assert.Equal(2, exit);
         Assert.Equal("peft inspect: --adapter: directory '/no/such/adapter' not found.", error.Trim());
+    }
+
+    [Fact]
+    public void BarePeftAnnouncesTheDefaultJobBeforeStartingIt()
+    {
+        // The environment points the default job at a model it cannot use, so the run stops right after the announcement.
+        var model = TestFiles.Fixture("models", "gpt2-clm");
+        var (exit, output, error) = Run(new Dictionary<string, string> { ["Peft__Finetune__Model"] = model });
+        Assert.StartsWith("No command given: starting the default job (peft finetune)", output.TrimStart());
+        Assert.Contains("Ctrl+C stops it", output);
+        Assert.Equal(2, exit);
+        Assert.Equal($"peft finetune: {model} has no vocab.txt; finetune tokenizes with a BERT WordPiece vocabulary.", error.Trim());
     }
 
     [Fact]
