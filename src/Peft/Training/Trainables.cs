@@ -61,11 +61,19 @@ public static class Trainables
         public void LoadCheckpoint(string directory)
         {
             var state = SafeTensors.Load(Path.Combine(directory, "trained.safetensors"));
-            using var noGrad = torch.no_grad();
-            foreach (var (name, parameter) in _trained)
+            try
             {
-                if (!state.TryGetValue(name, out var value)) throw new CheckpointException(directory, name, "the checkpoint lacks this trained parameter.");
-                parameter.copy_(value);
+                using var noGrad = torch.no_grad();
+                foreach (var (name, parameter) in _trained)
+                {
+                    if (!state.TryGetValue(name, out var value)) throw new CheckpointException(directory, name, "the checkpoint lacks this trained parameter.");
+                    parameter.copy_(value);
+                }
+            }
+            finally
+            {
+                // Copied into the parameters: freed now, as PeftModel.LoadAdapterWeights frees its own.
+                foreach (var tensor in state.Values) tensor.Dispose();
             }
         }
     }
