@@ -17,7 +17,8 @@ namespace Peft.Tuners;
 /// <list type="bullet">
 /// <item><see cref="PeftType"/> and <see cref="ParameterPrefix"/> (e.g. <c>"lora_"</c>): saved keys are the parameters whose names contain the prefix;</item>
 /// <item><see cref="CreateLayer"/>: wrap a base layer, or return null when the kind is unsupported;</item>
-/// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made;</item>
+/// <item><see cref="TryAddToLayer"/>: add a further named adapter to a layer this method made
+/// (a method with one layer type derives from <see cref="TunerMethod{TConfig, TLayer}"/>, which writes these two);</item>
 /// <item>optionally <see cref="DefaultTargets"/>, <see cref="IsLinearForAllLinear"/> and <see cref="CreateAdapter"/>;</item>
 /// <item>optionally <see cref="BeforeInjection"/>, for state shared by all of an adapter's layers (VeRA).</item>
 /// </list>

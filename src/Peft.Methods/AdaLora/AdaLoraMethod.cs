@@ -10,7 +10,7 @@ namespace Peft.Methods.AdaLora;
 /// <see cref="AdaLoraLayer"/>. The training loop must call the adapter after each optimizer step
 /// (<c>Peft.Training.Trainer</c> does, through <c>IAdapter.AfterOptimizerStep</c>).
 /// </summary>
-public sealed class AdaLoraMethod : TunerMethod<AdaLoraConfig>
+public sealed class AdaLoraMethod : TunerMethod<AdaLoraConfig, AdaLoraLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => AdaLoraConfig.Type;
@@ -19,28 +19,17 @@ public sealed class AdaLoraMethod : TunerMethod<AdaLoraConfig>
     public override string ParameterPrefix => "lora_";
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, AdaLoraConfig config, string adapterName, string path)
-    {
-        if (shape.Kind is not (SlotKind.Linear or SlotKind.Conv1D)) return null;
-        var layer = new AdaLoraLayer(baseLayer);
-        Add(layer, config, adapterName);
-        return layer;
-    }
+    protected override bool Wraps(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, AdaLoraConfig config, string adapterName, string path)
-    {
-        if (existing is not AdaLoraLayer layer) return false;
-        Add(layer, config, adapterName);
-        return true;
-    }
+    protected override AdaLoraLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, AdaLoraConfig config, string path) => new(baseLayer);
+
+    /// <inheritdoc />
+    protected override void AddAdapter(AdaLoraLayer layer, AdaLoraConfig config, string adapterName, string path) =>
+        layer.AddAdapter(adapterName, config.InitR, config.LoraAlpha, config.LoraDropout, config.InitLoraWeights);
 
     /// <inheritdoc />
     protected override TunerAdapter CreateAdapter(PreTrainedModel model, string adapterName, AdaLoraConfig config,
         IReadOnlyList<(string Path, IAdapterLayer Layer)> layers, IReadOnlyList<(string Path, ModulesToSaveWrapper Wrapper)> saved) =>
         new AdaLoraAdapter(model, adapterName, config, ParameterPrefix, layers, saved);
-
-    private static void Add(AdaLoraLayer layer, AdaLoraConfig config, string adapterName) =>
-        layer.AddAdapter(adapterName, config.InitR, config.LoraAlpha, config.LoraDropout, config.InitLoraWeights);
 }

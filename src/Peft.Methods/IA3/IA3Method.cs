@@ -8,7 +8,7 @@ namespace Peft.Methods.IA3;
 /// Infused Adapter by Inhibiting and Amplifying Inner Activations (Liu et al., 2022): learned
 /// vectors that rescale activations. Linear and Conv1D layers get an <see cref="IA3Layer"/>.
 /// </summary>
-public sealed class IA3Method : TunerMethod<IA3Config>
+public sealed class IA3Method : TunerMethod<IA3Config, IA3Layer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => PeftType.IA3;
@@ -35,20 +35,12 @@ public sealed class IA3Method : TunerMethod<IA3Config>
     }
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, IA3Config config, string adapterName, string path)
-    {
-        if (shape.Kind is not (SlotKind.Linear or SlotKind.Conv1D)) return null;
-        var layer = new IA3Layer(baseLayer, config.IsFeedforward(path), config.FanInFanOut);
-        layer.AddAdapter(adapterName, config.InitIA3Weights);
-        return layer;
-    }
+    protected override bool Wraps(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, IA3Config config, string adapterName, string path)
-    {
-        if (existing is not IA3Layer layer) return false;
+    protected override IA3Layer NewLayer(nn.Module<Tensor, Tensor> baseLayer, IA3Config config, string path) => new(baseLayer, config.IsFeedforward(path), config.FanInFanOut);
+
+    /// <inheritdoc />
+    protected override void AddAdapter(IA3Layer layer, IA3Config config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config.InitIA3Weights);
-        return true;
-    }
 }

@@ -8,7 +8,7 @@ namespace Peft.Methods.LnTuning;
 /// norm layers and nothing else. Norm slots (LayerNorm and the architectures' RMS norms) get an
 /// <see cref="LnTuningLayer"/>; any other layer is refused, naming it.
 /// </summary>
-public sealed class LnTuningMethod : TunerMethod<LnTuningConfig>
+public sealed class LnTuningMethod : TunerMethod<LnTuningConfig, LnTuningLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => LnTuningConfig.Type;
@@ -20,20 +20,12 @@ public sealed class LnTuningMethod : TunerMethod<LnTuningConfig>
     protected override bool IsLinearForAllLinear(LayerShape shape) => false;
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, LnTuningConfig config, string adapterName, string path)
-    {
-        if (shape.Kind != SlotKind.Norm) return null;
-        var layer = new LnTuningLayer(baseLayer);
-        layer.AddAdapter(adapterName);
-        return layer;
-    }
+    protected override bool Wraps(LayerShape shape) => shape.Kind == SlotKind.Norm;
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, LnTuningConfig config, string adapterName, string path)
-    {
-        if (existing is not LnTuningLayer layer) return false;
+    protected override LnTuningLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, LnTuningConfig config, string path) => new(baseLayer);
+
+    /// <inheritdoc />
+    protected override void AddAdapter(LnTuningLayer layer, LnTuningConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName);
-        return true;
-    }
 }

@@ -8,7 +8,7 @@ namespace Peft.Methods.LoHa;
 /// low-rank products. Linear layers get a <see cref="LoHaLayer"/>; like the reference, GPT-2's Conv1D is not
 /// supported (and this port does not cover Conv1d/Conv2d).
 /// </summary>
-public sealed class LoHaMethod : TunerMethod<LoHaConfig>
+public sealed class LoHaMethod : TunerMethod<LoHaConfig, LoHaLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => LoHaConfig.Type;
@@ -17,20 +17,9 @@ public sealed class LoHaMethod : TunerMethod<LoHaConfig>
     public override string ParameterPrefix => "hada_";
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, LoHaConfig config, string adapterName, string path)
-    {
-        if (shape.Kind != SlotKind.Linear) return null;
-        var layer = new LoHaLayer(baseLayer);
-        layer.AddAdapter(adapterName, config.RankFor(path), config.AlphaFor(path), config);
-        return layer;
-    }
+    protected override LoHaLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, LoHaConfig config, string path) => new(baseLayer);
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, LoHaConfig config, string adapterName, string path)
-    {
-        if (existing is not LoHaLayer layer) return false;
+    protected override void AddAdapter(LoHaLayer layer, LoHaConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config.RankFor(path), config.AlphaFor(path), config);
-        return true;
-    }
 }

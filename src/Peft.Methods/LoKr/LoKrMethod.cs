@@ -8,7 +8,7 @@ namespace Peft.Methods.LoKr;
 /// itself be low-rank. Linear layers get a <see cref="LoKrLayer"/>; like the reference, GPT-2's Conv1D is not
 /// supported (and this port does not cover Conv1d/Conv2d).
 /// </summary>
-public sealed class LoKrMethod : TunerMethod<LoKrConfig>
+public sealed class LoKrMethod : TunerMethod<LoKrConfig, LoKrLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => LoKrConfig.Type;
@@ -17,20 +17,9 @@ public sealed class LoKrMethod : TunerMethod<LoKrConfig>
     public override string ParameterPrefix => "lokr_";
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, LoKrConfig config, string adapterName, string path)
-    {
-        if (shape.Kind != SlotKind.Linear) return null;
-        var layer = new LoKrLayer(baseLayer);
-        layer.AddAdapter(adapterName, config.RankFor(path), config.AlphaFor(path), config);
-        return layer;
-    }
+    protected override LoKrLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, LoKrConfig config, string path) => new(baseLayer);
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, LoKrConfig config, string adapterName, string path)
-    {
-        if (existing is not LoKrLayer layer) return false;
+    protected override void AddAdapter(LoKrLayer layer, LoKrConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config.RankFor(path), config.AlphaFor(path), config);
-        return true;
-    }
 }

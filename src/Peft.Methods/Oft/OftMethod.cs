@@ -8,7 +8,7 @@ namespace Peft.Methods.Oft;
 /// each target's input. Linear layers get an <see cref="OftLayer"/>; like the reference, GPT-2's Conv1D is not
 /// supported (nor, in this port, Conv2d and Embedding).
 /// </summary>
-public sealed class OftMethod : TunerMethod<OftConfig>
+public sealed class OftMethod : TunerMethod<OftConfig, OftLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => OftConfig.Type;
@@ -17,20 +17,9 @@ public sealed class OftMethod : TunerMethod<OftConfig>
     public override string ParameterPrefix => "oft_";
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, OftConfig config, string adapterName, string path)
-    {
-        if (shape.Kind != SlotKind.Linear) return null;
-        var layer = new OftLayer(baseLayer);
-        layer.AddAdapter(adapterName, config);
-        return layer;
-    }
+    protected override OftLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, OftConfig config, string path) => new(baseLayer);
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, OftConfig config, string adapterName, string path)
-    {
-        if (existing is not OftLayer layer) return false;
+    protected override void AddAdapter(OftLayer layer, OftConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, config);
-        return true;
-    }
 }

@@ -8,7 +8,7 @@ namespace Peft.Methods.Vera;
 /// VeRA (Kopiczko et al., 2024): one pair of frozen random projections for the whole adapter, sized by the
 /// largest target, and two trainable vectors per layer. Linear and GPT-2 Conv1D layers get a <see cref="VeraLayer"/>.
 /// </summary>
-public sealed class VeraMethod : TunerMethod<VeraConfig>
+public sealed class VeraMethod : TunerMethod<VeraConfig, VeraLayer>
 {
     /// <inheritdoc />
     public override PeftType PeftType => VeraConfig.Type;
@@ -43,22 +43,14 @@ public sealed class VeraMethod : TunerMethod<VeraConfig>
     }
 
     /// <inheritdoc />
-    protected override nn.Module<Tensor, Tensor>? CreateLayer(
-        nn.Module<Tensor, Tensor> baseLayer, LayerShape shape, VeraConfig config, string adapterName, string path)
-    {
-        if (shape.Kind is not (SlotKind.Linear or SlotKind.Conv1D)) return null;
-        var layer = new VeraLayer(baseLayer);
-        layer.AddAdapter(adapterName, ProjectionsOf(config), config);
-        return layer;
-    }
+    protected override bool Wraps(LayerShape shape) => shape.Kind is SlotKind.Linear or SlotKind.Conv1D;
 
     /// <inheritdoc />
-    protected override bool TryAddToLayer(nn.Module<Tensor, Tensor> existing, VeraConfig config, string adapterName, string path)
-    {
-        if (existing is not VeraLayer layer) return false;
+    protected override VeraLayer NewLayer(nn.Module<Tensor, Tensor> baseLayer, VeraConfig config, string path) => new(baseLayer);
+
+    /// <inheritdoc />
+    protected override void AddAdapter(VeraLayer layer, VeraConfig config, string adapterName, string path) =>
         layer.AddAdapter(adapterName, ProjectionsOf(config), config);
-        return true;
-    }
 
     private static VeraProjections ProjectionsOf(VeraConfig config) =>
         config.Projections ?? throw new InvalidOperationException("VeRA layers are made after BeforeInjection drew the projections.");
