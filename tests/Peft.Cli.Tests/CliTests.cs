@@ -161,7 +161,12 @@ public sealed class CliTests
         {
             var merged = Path.Combine(scratch.FullName, "merged");
             var adapter = TestFiles.Fixture("cases", "gpt2-clm-lora", "adapter");
-            Assert.Equal(0, (await CliRun.Of("merge", "--model", Gpt2, "--adapter", adapter, "--output", merged)).ExitCode);
+            var merge = await CliRun.Of("merge", "--model", Gpt2, "--adapter", adapter, "--output", merged);
+            Assert.Equal(0, merge.ExitCode);
+            // The log line is time, level, message: no category name and no (hashed) event id, as Microsoft's console logger writes.
+            Assert.Matches(@"(?m)^\d\d:\d\d:\d\d info Merged ", merge.Console);
+            Assert.DoesNotContain("MergeCommand", merge.Console);
+            Assert.DoesNotContain("[", merge.Console);
             var fromMerged = await CliRun.Of("generate", "--model", merged, "--prompt", "1 2 3", "--max-new-tokens", "5");
             var withAdapter = await CliRun.Of("generate", "--model", Gpt2, "--adapter", adapter, "--prompt", "1 2 3", "--max-new-tokens", "5");
             Assert.Equal(0, fromMerged.ExitCode);
