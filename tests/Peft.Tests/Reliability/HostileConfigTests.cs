@@ -68,6 +68,56 @@ public class HostileConfigTests
         Assert.DoesNotContain(model.modules(), m => m is IAdapterLayer);
     }
 
+    /// <summary>Sizes nothing else bounds (a LoHa or VeRA rank, AdaLoRA's starting rank) are read against the adapter file's header.</summary>
+    [Theory]
+    [InlineData("llama-clm-loha", "r")]
+    [InlineData("llama-clm-vera", "r")]
+    [InlineData("gpt2-clm-adalora", "init_r")]
+    public void EveryMethodsRankOfAMillionBesideASmallAdapterIsRefusedNamingTheKey(string @case, string key)
+    {
+        var (model, adapter, scratch) = HostileAdapter(@case, key);
+        using (scratch)
+        {
+            var clock = Stopwatch.StartNew();
+            var error = Assert.Throws<PeftConfigException>(() => PeftModels.Default.FromPretrained(model, adapter));
+            Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+            Assert.Contains(Path.Combine(adapter, "adapter_config.json"), error.Message, StringComparison.Ordinal);
+            Assert.Contains($"'{key}'", error.Message, StringComparison.Ordinal);
+            Assert.Contains("adapter_model.safetensors", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(model.modules(), m => m is IAdapterLayer);
+        }
+    }
+
+    /// <summary>
+    /// Sizes the layer bounds (FourierFT's frequencies, BOFT's block size) are refused by the layer's own check, and
+    /// OFT's block size is moved to a divisor of in_features as the reference does: neither allocates past the layer,
+    /// and the mismatched file is a typed error.
+    /// </summary>
+    [Theory]
+    [InlineData("gpt2-clm-fourierft", "n_frequency", typeof(PeftConfigException))]
+    [InlineData("llama-clm-boft", "boft_block_size", typeof(PeftConfigException))]
+    [InlineData("llama-clm-oft", "oft_block_size", typeof(InvalidDataException))]
+    public void SizesTheLayerBoundsAreRefusedWithoutAllocatingAMillion(string @case, string key, Type expected)
+    {
+        var (model, adapter, scratch) = HostileAdapter(@case, key);
+        using (scratch)
+        {
+            var clock = Stopwatch.StartNew();
+            var error = Assert.ThrowsAny<Exception>(() => PeftModels.Default.FromPretrained(model, adapter));
+            Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+            Assert.IsType(expected, error);
+            Assert.Contains(expected == typeof(PeftConfigException) ? key : "adapter_model.safetensors", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    private static (Peft.Modeling.PreTrainedModel Model, string Adapter, ScratchDirectory Scratch) HostileAdapter(string @case, string key)
+    {
+        var scratch = new ScratchDirectory();
+        var adapter = Edited(scratch, Fixtures.Path("cases", @case, "adapter"), "adapter_config.json", key, JsonValue.Create(1_000_000));
+        var model = PeftModels.Default.LoadPretrained(Fixtures.Path("models", @case[..@case.LastIndexOf('-')]), TaskType.CausalLM);
+        return (model, adapter, scratch);
+    }
+
     [Fact]
     public void AHundredMillionVirtualTokensAreRefusedNamingTheKey()
     {
