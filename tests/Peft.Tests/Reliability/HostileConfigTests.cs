@@ -52,6 +52,29 @@ public class HostileConfigTests
         Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
     }
 
+    /// <summary>List-valued vision sizes are bounded entry by entry, like the scalar ones.</summary>
+    [Theory]
+    [InlineData("swin-imgcls", "depths", "[1, 100000]", "depths[1]")]
+    [InlineData("swin-imgcls", "num_heads", "[2, 0]", "num_heads[1]")]
+    [InlineData("swin-imgcls", "window_size", "10000", "window_size (its")]
+    [InlineData("swin-imgcls", "embed_dim", "10000000", "embed_dim")]
+    [InlineData("segformer-seg", "depths", "[100000, 1]", "depths[0]")]
+    [InlineData("segformer-seg", "hidden_sizes", "[16, 10000000]", "hidden_sizes[1]")]
+    [InlineData("segformer-seg", "num_attention_heads", "[1, -2]", "num_attention_heads[1]")]
+    [InlineData("segformer-seg", "mlp_ratios", "[2, 1000000]", "mlp_ratios[1]")]
+    [InlineData("segformer-seg", "sr_ratios", "[100000, 1]", "sr_ratios[0]")]
+    public void AHostileVisionListIsATypedErrorNamingTheEntry(string modelName, string key, string value, string expected)
+    {
+        using var scratch = new ScratchDirectory();
+        var model = Edited(scratch, Fixtures.Path("models", modelName), "config.json", key, JsonNode.Parse(value)!);
+        var task = modelName.StartsWith("swin", StringComparison.Ordinal) ? TaskType.ImageClassification : TaskType.SemanticSegmentation;
+        var clock = Stopwatch.StartNew();
+        var error = Assert.Throws<ModelConfigException>(() => PeftModels.Default.LoadPretrained(model, task));
+        Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+        Assert.Contains(Path.Combine(model, "config.json"), error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{expected}", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ARankOfAMillionBesideASmallAdapterIsRefusedNamingR()
     {
