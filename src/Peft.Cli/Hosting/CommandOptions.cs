@@ -75,7 +75,7 @@ public sealed class GenerateOptions : ModelLoadingOptions
     [Description("The prompt as token ids, separated by spaces or commas (prints ids).")]
     public string? Prompt { get; set; }
 
-    /// <summary>The prompt as text, tokenized with the model's vocab.json + merges.txt.</summary>
+    /// <summary>The prompt as text, tokenized with the model's own tokenizer.</summary>
     [Description("The prompt as text, tokenized with the model's own tokenizer (tokenizer.json, or vocab.json + merges.txt, or vocab.txt); prints the prompt and its continuation.")]
     public string? Text { get; set; }
 

@@ -20,7 +20,7 @@ public sealed class FinetuneOptions : ModelLoadingOptions
     public string? Model { get; set; }
 
     /// <summary>"classification" (text + label), "causal-lm" (prompt + completion) or "image-classification" (Fashion-MNIST).</summary>
-    [Description("classification (text + label), causal-lm (prompt + completion; a model with vocab.json + merges.txt) or image-classification (Fashion-MNIST from Debian's dataset-fashion-mnist; LoRA on the convolutions).")]
+    [Description("classification (text + label), causal-lm (prompt + completion; a model with tokenizer.json or vocab.json + merges.txt) or image-classification (Fashion-MNIST from Debian's dataset-fashion-mnist; LoRA on the convolutions).")]
     [AllowedValues("classification", "causal-lm", "image-classification")]
     public string Task { get; set; } = "classification";
 
@@ -161,7 +161,7 @@ public sealed class FinetuneOptions : ModelLoadingOptions
         }
         if (IsCausalLM && MethodList.Contains("probe")) yield return "--methods: a linear probe needs a classification head; with --task causal-lm use lora and/or full";
         if (IsCausalLM && string.IsNullOrEmpty(Data)) yield return "--task causal-lm needs --data with prompt and completion fields";
-        if (IsCausalLM && string.IsNullOrEmpty(Model)) yield return "--task causal-lm needs --model (a causal LM directory with vocab.json and merges.txt)";
+        if (IsCausalLM && string.IsNullOrEmpty(Model)) yield return "--task causal-lm needs --model (a causal LM directory with tokenizer.json, or vocab.json and merges.txt)";
         if (Rank <= 0) yield return $"--rank must be positive, got {Rank}";
         if (!(Alpha > 0)) yield return $"--alpha must be positive, got {Alpha}";
         if (Epochs <= 0) yield return $"--epochs must be positive, got {Epochs}";
