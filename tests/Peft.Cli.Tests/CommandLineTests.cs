@@ -70,7 +70,8 @@ public class CommandLineTests
     [Fact]
     public void FinetuneOptionProblemsNameTheOption()
     {
-        var problems = new FinetuneOptions { Epochs = 0, Methods = "lora,magic", Model = "/no/such/dir" }.Problems().ToList();
+        var problems = new FinetuneOptions { Epochs = 0, Methods = "lora,magic", Model = "/no/such/dir", TargetModules = "(query" }.Problems().ToList();
+        Assert.Contains(problems, p => p.StartsWith("--target-modules: '(query' is not a regular expression", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("--epochs"));
         Assert.Contains(problems, p => p.Contains("magic"));
         Assert.Contains(problems, p => p.Contains("--model") && p.Contains("/no/such/dir"));

@@ -162,6 +162,7 @@ public sealed class FinetuneOptions : ModelLoadingOptions
         if (IsCausalLM && MethodList.Contains("probe")) yield return "--methods: a linear probe needs a classification head; with --task causal-lm use lora and/or full";
         if (IsCausalLM && string.IsNullOrEmpty(Data)) yield return "--task causal-lm needs --data with prompt and completion fields";
         if (IsCausalLM && string.IsNullOrEmpty(Model)) yield return "--task causal-lm needs --model (a causal LM directory with tokenizer.json, or vocab.json and merges.txt)";
+        if (TargetModuleOption.Problem(TargetModules) is { } targets) yield return targets;
         if (Rank <= 0) yield return $"--rank must be positive, got {Rank}";
         if (!(Alpha > 0)) yield return $"--alpha must be positive, got {Alpha}";
         if (Epochs <= 0) yield return $"--epochs must be positive, got {Epochs}";

@@ -13,6 +13,20 @@ public static class TargetModuleOption
 {
     private static readonly char[] RegexCharacters = ['^', '$', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '\\'];
 
+    /// <summary>What is wrong with <paramref name="value"/>, or null: checked with the other options, before anything loads.</summary>
+    public static string? Problem(string? value)
+    {
+        try
+        {
+            Parse(value);
+            return null;
+        }
+        catch (CommandLineException e)
+        {
+            return e.Message.TrimEnd('.');
+        }
+    }
+
     /// <summary>The targets <paramref name="value"/> names; null for none given.</summary>
     /// <exception cref="CommandLineException">The regular expression does not parse, or the list names nothing.</exception>
     public static TargetModules? Parse(string? value)
