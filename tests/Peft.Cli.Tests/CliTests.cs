@@ -51,6 +51,8 @@ public sealed class CliTests
         Assert.Contains("LORA", run.Console);
         Assert.Contains("lora_A.weight", run.Console);
         Assert.Matches(@"\[\d+, \d+\]", run.Console);
+        // Each tensor on one line of the 80-column console, its value count included.
+        Assert.Matches(@"(?m)^base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight +F32 +\[4, 32\] +128\s*$", run.Console);
         Assert.Contains("trainable params", run.Console);
     }
 

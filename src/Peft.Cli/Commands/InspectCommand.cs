@@ -27,11 +27,12 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
             .ToList();
         var nameWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Key.Length);
         var shapeWidth = rows.Count == 0 ? 0 : rows.Max(r => r.Shape.Length);
+        var countWidth = rows.Count == 0 ? 0 : rows.Max(r => $"{r.Count:N0}".Length);   // as wide as needed, so short names fit 80 columns
         long total = 0;
         foreach (var row in rows)
         {
             total += row.Count;
-            console.WriteLine($"{row.Key.PadRight(nameWidth)}  {row.DType,-4}  {row.Shape.PadRight(shapeWidth)}  {row.Count,12:N0}");
+            console.WriteLine($"{row.Key.PadRight(nameWidth)}  {row.DType,-4}  {row.Shape.PadRight(shapeWidth)}  {$"{row.Count:N0}".PadLeft(countWidth)}");
         }
         console.WriteLine($"{header.Tensors.Count} tensors, {total:N0} values, {new FileInfo(weightsPath).Length:N0} bytes");
 
