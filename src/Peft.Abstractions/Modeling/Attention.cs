@@ -15,7 +15,8 @@ public enum AttentionImplementation
 
     /// <summary>
     /// libtorch's fused <c>scaled_dot_product_attention</c>: no (B, H, T, S) scores and probabilities kept for backward,
-    /// a blocked kernel on the CPU. Architectures whose attention it cannot express use the explicit path anyway.
+    /// a blocked kernel on the CPU. Every architecture with attention uses it but DeBERTa (v1 and v2), which refuses this
+    /// value (docs/PERFORMANCE.md, "Attention: scaled_dot_product_attention", says why).
     /// </summary>
     Sdpa,
 

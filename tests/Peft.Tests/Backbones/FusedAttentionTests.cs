@@ -91,6 +91,18 @@ public class FusedAttentionTests
         Assert.Equal(expected.data<long>().ToArray(), actual.data<long>().ToArray());
     }
 
+    /// <summary>DeBERTa keeps its explicit attention: asking for the fused kernel is an error naming the option, Auto loads.</summary>
+    [Theory]
+    [InlineData("deberta-seqcls-lora")]
+    [InlineData("deberta_v2-seqcls-lora")]
+    public void DebertaRefusesSdpa(string caseName)
+    {
+        using var scope = NewDisposeScope();
+        var error = Assert.Throws<NotSupportedException>(() => Load(caseName, AttentionImplementation.Sdpa));
+        Assert.Contains("AttnImplementation Sdpa", error.Message);
+        Assert.NotNull(Load(caseName, AttentionImplementation.Auto).Peft);
+    }
+
     [Fact]
     public void AutoUsesTheExplicitPathForFloat32OnTheCpuOnly()
     {
