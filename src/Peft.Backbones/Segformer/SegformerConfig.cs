@@ -82,11 +82,23 @@ public sealed record SegformerConfig : ModelConfig
     }
 
     /// <inheritdoc />
-    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
-    [
-        new("num_channels", NumChannels, SizeBound.TensorDimension),
-        new("num_encoder_blocks", NumEncoderBlocks),
-    ];
+    /// <remarks>The per-stage lists are bounded entry by entry: depths by the block numbers in the tensor names, widths by the tensors.</remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes()
+    {
+        yield return new("num_channels", NumChannels, SizeBound.TensorDimension);
+        yield return new("num_encoder_blocks", NumEncoderBlocks, SizeBound.LayerCount);
+        yield return new("decoder_hidden_size", DecoderHiddenSize, SizeBound.TensorDimension);
+        for (int i = 0; i < Depths.Count; i++) yield return new($"depths[{i}]", Depths[i], SizeBound.LayerCount);
+        for (int i = 0; i < HiddenSizes.Count; i++) yield return new($"hidden_sizes[{i}]", HiddenSizes[i], SizeBound.TensorDimension);
+        for (int i = 0; i < NumAttentionHeads.Count; i++) yield return new($"num_attention_heads[{i}]", NumAttentionHeads[i]);
+        for (int i = 0; i < PatchSizes.Count; i++) yield return new($"patch_sizes[{i}]", PatchSizes[i], SizeBound.TensorDimension);
+        for (int i = 0; i < Strides.Count; i++) yield return new($"strides[{i}]", Strides[i]);
+        for (int i = 0; i < SrRatios.Count; i++) yield return new($"sr_ratios[{i}]", SrRatios[i], SizeBound.TensorDimension);
+        for (int i = 0; i < Math.Min(MlpRatios.Count, HiddenSizes.Count); i++)
+        {
+            yield return new($"mlp_ratios[{i}] · hidden_sizes[{i}]", (long)Math.Ceiling(MlpRatios[i] * HiddenSizes[i]), SizeBound.TensorDimension);
+        }
+    }
 
     /// <inheritdoc />
     public override void Validate(string source)

@@ -74,10 +74,25 @@ public sealed record SwinConfig : ModelConfig
     public int NumFeatures => StageDim(Depths.Count - 1);
 
     /// <inheritdoc />
-    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
-    [
-        new("num_channels", NumChannels, SizeBound.TensorDimension),
-    ];
+    /// <remarks>
+    /// The lists are bounded entry by entry: a stage's depth by the block numbers in the tensor names, its heads by the
+    /// relative-position tables, and the window by its table's (2w − 1)² rows, since the index buffer built from it
+    /// holds w⁴ entries.
+    /// </remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes()
+    {
+        yield return new("num_channels", NumChannels, SizeBound.TensorDimension);
+        yield return new("embed_dim", EmbedDim, SizeBound.TensorDimension);
+        yield return new("image_size", ImageSize);
+        yield return new("patch_size", PatchSize);
+        yield return new("window_size", WindowSize);
+        yield return new("window_size (its (2w − 1)² relative-position rows)", (2L * WindowSize - 1) * (2L * WindowSize - 1), SizeBound.TensorDimension);
+        yield return new("depths (stages)", Depths.Count, SizeBound.LayerCount);
+        for (int i = 0; i < Depths.Count; i++) yield return new($"depths[{i}]", Depths[i], SizeBound.LayerCount);
+        for (int i = 0; i < NumHeads.Count; i++) yield return new($"num_heads[{i}]", NumHeads[i], SizeBound.TensorDimension);
+        // The last stage's channels, computed without overflow (a shift by the stage count would wrap).
+        yield return new("embed_dim · 2^(stages − 1)", (long)EmbedDim << Math.Clamp(Depths.Count - 1, 0, 31), SizeBound.TensorDimension);
+    }
 
     /// <inheritdoc />
     public override void Validate(string source)

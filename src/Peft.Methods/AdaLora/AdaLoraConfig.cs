@@ -101,6 +101,14 @@ public sealed record AdaLoraConfig : TunerConfig
     public int FinalStep => (TotalStep ?? 0) - TFinal;
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Without a rank_pattern every layer saves init_r rows; with one the saved tensors are cut to the kept ranks, and
+    /// the pattern's lists (init_r entries each, in the file itself) bound it.
+    /// </remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+        RankPattern is { Count: > 0 } ? [] : [new ConfigSize("init_r", InitR, SizeBound.TensorDimension)];
+
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();

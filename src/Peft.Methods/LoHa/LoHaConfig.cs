@@ -18,4 +18,12 @@ public sealed record LoHaConfig : LycorisConfig
     /// </summary>
     [JsonPropertyName("init_weights")]
     public bool InitWeights { get; init; } = true;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Every hada factor has r as a dimension; with a rank_pattern, r may name no saved module, so only a config
+    /// without one bounds it. (LoKr needs no bound: an r past the layer's sizes makes its factors full matrices.)
+    /// </remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
+        RankPattern is { Count: > 0 } ? [] : [new ConfigSize("r", R, SizeBound.TensorDimension)];
 }

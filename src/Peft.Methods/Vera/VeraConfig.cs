@@ -24,6 +24,10 @@ public sealed record VeraConfig : TunerConfig, ILayerSelection
     [JsonPropertyName("r")]
     public int R { get; init; } = 256;
 
+    /// <inheritdoc />
+    /// <remarks>Every adapted layer saves <c>vera_lambda_d</c> of length r, with or without the projections.</remarks>
+    protected override IEnumerable<ConfigSize> DeclaredSizes() => [new ConfigSize("r", R, SizeBound.TensorDimension)];
+
     /// <summary>Seed of the generator the frozen projections vera_A and vera_B are drawn from.</summary>
     [JsonPropertyName("projection_prng_key")]
     public long ProjectionPrngKey { get; init; }

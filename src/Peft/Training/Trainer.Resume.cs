@@ -32,6 +32,26 @@ public sealed partial class Trainer
             File.WriteAllText(Path.Combine(staging, StateFileName), JsonSerializer.Serialize(state, PeftJson.Options));
         });
 
+    /// <summary>
+    /// Seeds the CUDA generators from the run's seed and the step about to run, when the model trains on a GPU.
+    /// TorchSharp 0.107 can read and restore the CPU generator's state but not the CUDA ones', so their dropout masks
+    /// are made a function of (seed, step) instead: an uninterrupted run and one resumed at any step draw the same masks.
+    /// </summary>
+    private static void SeedDeviceGenerators(IReadOnlyList<TorchSharp.Modules.Parameter> parameters, int seed, int step)
+    {
+        if (parameters.Count == 0 || parameters[0].device_type != DeviceType.CUDA) return;
+        torch.cuda.manual_seed_all(StepSeed(seed, step));
+    }
+
+    /// <summary>
+    /// The seed the CUDA generators get before step <paramref name="step"/> of a run seeded with <paramref name="seed"/>:
+    /// distinct per (seed, step), so that consecutive steps do not share masks, and non-negative.
+    /// </summary>
+    /// <param name="seed"><see cref="TrainingOptions.Seed"/>.</param>
+    /// <param name="step">Optimizer steps already taken.</param>
+    public static long StepSeed(int seed, int step) =>
+        (long)(unchecked((ulong)(uint)seed * 0x9E3779B97F4A7C15UL + (ulong)(uint)step * 0xBF58476D1CE4E5B9UL) >> 1);
+
     private TrainerState Resume(ITrainable trainable, TorchSharp.Modules.OptimizerHelper optimizer, string directory, TrainingPlan plan)
     {
         AtomicDirectory.Recover(directory);

@@ -108,6 +108,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
                 foreach (var parameterGroup in optimizer.ParamGroups) parameterGroup.LearningRate = learningRate;
 
                 optimizer.zero_grad();
+                SeedDeviceGenerators(parameters, options.Seed, state.Step);
                 double loss = 0;
                 string? nonFinite = null;
                 foreach (var batch in group)

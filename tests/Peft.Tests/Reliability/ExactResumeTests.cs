@@ -94,4 +94,21 @@ public class ExactResumeTests
             Options(other.Path) with { Seed = 7 }, resumeFrom: checkpoint));
         Assert.Contains("TrainingOptions.Seed 42", seed.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>The CUDA generators, whose state TorchSharp cannot save, are seeded per step: every (seed, step) gets its own seed.</summary>
+    [Fact]
+    public void TheGpuGeneratorsSeedIsDistinctForEveryStepAndRunSeed()
+    {
+        var seeds = new HashSet<long>();
+        foreach (var runSeed in new[] { 0, 1, 42, -1, int.MaxValue })
+        {
+            for (int step = 0; step < 1000; step++)
+            {
+                var seed = Trainer.StepSeed(runSeed, step);
+                Assert.True(seed >= 0, $"{runSeed}/{step}: {seed}");
+                Assert.True(seeds.Add(seed), $"{runSeed}/{step} repeats a seed");
+                Assert.Equal(seed, Trainer.StepSeed(runSeed, step));
+            }
+        }
+    }
 }

@@ -52,6 +52,29 @@ public class HostileConfigTests
         Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
     }
 
+    /// <summary>List-valued vision sizes are bounded entry by entry, like the scalar ones.</summary>
+    [Theory]
+    [InlineData("swin-imgcls", "depths", "[1, 100000]", "depths[1]")]
+    [InlineData("swin-imgcls", "num_heads", "[2, 0]", "num_heads[1]")]
+    [InlineData("swin-imgcls", "window_size", "10000", "window_size (its")]
+    [InlineData("swin-imgcls", "embed_dim", "10000000", "embed_dim")]
+    [InlineData("segformer-seg", "depths", "[100000, 1]", "depths[0]")]
+    [InlineData("segformer-seg", "hidden_sizes", "[16, 10000000]", "hidden_sizes[1]")]
+    [InlineData("segformer-seg", "num_attention_heads", "[1, -2]", "num_attention_heads[1]")]
+    [InlineData("segformer-seg", "mlp_ratios", "[2, 1000000]", "mlp_ratios[1]")]
+    [InlineData("segformer-seg", "sr_ratios", "[100000, 1]", "sr_ratios[0]")]
+    public void AHostileVisionListIsATypedErrorNamingTheEntry(string modelName, string key, string value, string expected)
+    {
+        using var scratch = new ScratchDirectory();
+        var model = Edited(scratch, Fixtures.Path("models", modelName), "config.json", key, JsonNode.Parse(value)!);
+        var task = modelName.StartsWith("swin", StringComparison.Ordinal) ? TaskType.ImageClassification : TaskType.SemanticSegmentation;
+        var clock = Stopwatch.StartNew();
+        var error = Assert.Throws<ModelConfigException>(() => PeftModels.Default.LoadPretrained(model, task));
+        Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+        Assert.Contains(Path.Combine(model, "config.json"), error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{expected}", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ARankOfAMillionBesideASmallAdapterIsRefusedNamingR()
     {
@@ -66,6 +89,56 @@ public class HostileConfigTests
         Assert.Contains("adapter_model.safetensors", error.Message, StringComparison.Ordinal);
         // Nothing was attached: the model is still the plain model.
         Assert.DoesNotContain(model.modules(), m => m is IAdapterLayer);
+    }
+
+    /// <summary>Sizes nothing else bounds (a LoHa or VeRA rank, AdaLoRA's starting rank) are read against the adapter file's header.</summary>
+    [Theory]
+    [InlineData("llama-clm-loha", "r")]
+    [InlineData("llama-clm-vera", "r")]
+    [InlineData("gpt2-clm-adalora", "init_r")]
+    public void EveryMethodsRankOfAMillionBesideASmallAdapterIsRefusedNamingTheKey(string @case, string key)
+    {
+        var (model, adapter, scratch) = HostileAdapter(@case, key);
+        using (scratch)
+        {
+            var clock = Stopwatch.StartNew();
+            var error = Assert.Throws<PeftConfigException>(() => PeftModels.Default.FromPretrained(model, adapter));
+            Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+            Assert.Contains(Path.Combine(adapter, "adapter_config.json"), error.Message, StringComparison.Ordinal);
+            Assert.Contains($"'{key}'", error.Message, StringComparison.Ordinal);
+            Assert.Contains("adapter_model.safetensors", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(model.modules(), m => m is IAdapterLayer);
+        }
+    }
+
+    /// <summary>
+    /// Sizes the layer bounds (FourierFT's frequencies, BOFT's block size) are refused by the layer's own check, and
+    /// OFT's block size is moved to a divisor of in_features as the reference does: neither allocates past the layer,
+    /// and the mismatched file is a typed error.
+    /// </summary>
+    [Theory]
+    [InlineData("gpt2-clm-fourierft", "n_frequency", typeof(PeftConfigException))]
+    [InlineData("llama-clm-boft", "boft_block_size", typeof(PeftConfigException))]
+    [InlineData("llama-clm-oft", "oft_block_size", typeof(InvalidDataException))]
+    public void SizesTheLayerBoundsAreRefusedWithoutAllocatingAMillion(string @case, string key, Type expected)
+    {
+        var (model, adapter, scratch) = HostileAdapter(@case, key);
+        using (scratch)
+        {
+            var clock = Stopwatch.StartNew();
+            var error = Assert.ThrowsAny<Exception>(() => PeftModels.Default.FromPretrained(model, adapter));
+            Assert.True(clock.ElapsedMilliseconds < 2000, $"{clock.ElapsedMilliseconds} ms");
+            Assert.IsType(expected, error);
+            Assert.Contains(expected == typeof(PeftConfigException) ? key : "adapter_model.safetensors", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    private static (Peft.Modeling.PreTrainedModel Model, string Adapter, ScratchDirectory Scratch) HostileAdapter(string @case, string key)
+    {
+        var scratch = new ScratchDirectory();
+        var adapter = Edited(scratch, Fixtures.Path("cases", @case, "adapter"), "adapter_config.json", key, JsonValue.Create(1_000_000));
+        var model = PeftModels.Default.LoadPretrained(Fixtures.Path("models", @case[..@case.LastIndexOf('-')]), TaskType.CausalLM);
+        return (model, adapter, scratch);
     }
 
     [Fact]
