@@ -33,6 +33,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["adapter-io"] = AdapterIo.Run,
     ["gpt2-attention"] = () => TrainSteps.Attention("gpt2"),
     ["minilm-attention"] = () => TrainSteps.Attention("minilm"),
+    ["bloom-attention"] = () => TrainSteps.Attention("bloom"),
     ["gpt2-checkpointing"] = () => TrainSteps.Checkpointing("gpt2"),
     ["minilm-checkpointing"] = () => TrainSteps.Checkpointing("minilm"),
     ["multi-adapter"] = MultiAdapter.Run,

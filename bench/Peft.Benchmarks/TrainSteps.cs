@@ -87,7 +87,7 @@ internal static class TrainSteps
         trained.train();
         var parameters = trained.parameters().Where(p => p.requires_grad).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-4);
-        var inputs = Shapes.Inputs(model, shape, labels: true, batchOverride: shape == "gpt2" ? 2 : null);
+        var inputs = Shapes.Inputs(model, shape, labels: true, batchOverride: shape is "gpt2" or "bloom" ? 2 : null);
         var rssBefore = Measure.Memory("VmRSS");
         var times = new List<double>();
         var cpu = new List<double>();

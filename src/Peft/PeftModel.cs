@@ -374,13 +374,26 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     /// The folder is replaced atomically (<see cref="AtomicDirectory"/>): a reader, or a save killed
     /// at any moment, leaves either the old adapters or the new ones, never a mix.
     /// </remarks>
-    public void SavePretrained(string directory, IEnumerable<string>? adapterNames = null)
+    /// <param name="directory">The folder to write.</param>
+    /// <param name="adapterNames">The adapters to save; all by default.</param>
+    /// <param name="initialAdapterDirectory">
+    /// The reference's <c>path_initial_model_for_weight_conversion</c>: where this PiSSA or OLoRA adapter was saved right
+    /// after it was created, before training. The adapter is then written as a plain LoRA adapter of twice the rank for
+    /// the unmodified base model (<see cref="ConvertedForInitialModel"/>), and that folder's config is set to
+    /// <c>init_lora_weights: true</c>, as the reference does, so that loading it never decomposes the base again.
+    /// </param>
+    public void SavePretrained(string directory, IEnumerable<string>? adapterNames = null, string? initialAdapterDirectory = null)
     {
         var names = (adapterNames ?? _adapters.Keys).ToList();
-        AtomicDirectory.Write(directory, staging => WriteAdapters(staging, names));
+        if (initialAdapterDirectory is not null && names.Count != 1)
+        {
+            throw new ArgumentException($"A conversion for the initial model applies to one adapter; {names.Count} were selected: name the one to convert.", nameof(adapterNames));
+        }
+        AtomicDirectory.Write(directory, staging => WriteAdapters(staging, names, initialAdapterDirectory));
+        if (initialAdapterDirectory is not null) MarkInitialAdapterLoadable(initialAdapterDirectory);
     }
 
-    private void WriteAdapters(string directory, IEnumerable<string> adapterNames)
+    private void WriteAdapters(string directory, IEnumerable<string> adapterNames, string? initialAdapterDirectory = null)
     {
         foreach (var name in adapterNames)
         {
@@ -396,9 +409,10 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
                 BaseModelNameOrPath = adapter.Config.BaseModelNameOrPath ?? Model.NameOrPath,
                 AutoMapping = adapter.Config.TaskType is null ? AutoMapping() : adapter.Config.AutoMapping,
             };
-            File.WriteAllText(Path.Combine(target, ConfigFileName), PeftJson.Serialize(config));
             using var scope = torch.NewDisposeScope();
             var state = adapter.GetStateDict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+            if (initialAdapterDirectory is not null) (config, state) = ConvertedForInitialModel(config, state, initialAdapterDirectory);
+            File.WriteAllText(Path.Combine(target, ConfigFileName), PeftJson.Serialize(config));
             SafeTensors.Save(Path.Combine(target, WeightsFileName), state, new Dictionary<string, string> { ["format"] = "pt" });
         }
     }

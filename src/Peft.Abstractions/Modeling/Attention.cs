@@ -15,7 +15,8 @@ public enum AttentionImplementation
 
     /// <summary>
     /// libtorch's fused <c>scaled_dot_product_attention</c>: no (B, H, T, S) scores and probabilities kept for backward,
-    /// a blocked kernel on the CPU. Architectures whose attention it cannot express use the explicit path anyway.
+    /// a blocked kernel on the CPU. Every architecture with attention uses it but DeBERTa (v1 and v2), which refuses this
+    /// value (docs/PERFORMANCE.md, "Attention: scaled_dot_product_attention", says why).
     /// </summary>
     Sdpa,
 
@@ -48,11 +49,20 @@ public static class FusedAttention
     /// another scale is folded into the query (one multiply of a (B, H, T, D) tensor).</param>
     /// <param name="dropout">Dropout probability on the attention weights, applied only when <paramref name="training"/>.</param>
     /// <param name="training">Whether the module is in training mode.</param>
-    public static Tensor Compute(Tensor query, Tensor key, Tensor value, Tensor? mask, double scale, double dropout, bool training)
+    /// <param name="inFloat32">Compute in float32 and return the value's dtype: the architectures whose reference upcasts
+    /// query and key before the product (GPT-Neo, GPT-J) keep their scores out of half precision this way.</param>
+    public static Tensor Compute(Tensor query, Tensor key, Tensor value, Tensor? mask, double scale, double dropout, bool training, bool inFloat32 = false)
     {
+        var dtype = value.dtype;
+        if (inFloat32 && dtype != ScalarType.Float32)
+        {
+            (query, key, value) = (query.to(ScalarType.Float32), key.to(ScalarType.Float32), value.to(ScalarType.Float32));
+        }
         var standard = 1.0 / Math.Sqrt(query.shape[^1]);
-        var q = scale == standard ? query : query * (scale / standard);
+        // head_dim^-0.5 and 1/√head_dim may differ in the last bit of a double, which no float32 or half product sees.
+        var q = Math.Abs(scale / standard - 1) < 1e-12 ? query : query * (scale / standard);
         var m = mask is null || mask.dtype == query.dtype ? mask : mask.to(query.dtype);
-        return nn.functional.scaled_dot_product_attention(q, key, value, m, training ? dropout : 0);
+        var output = nn.functional.scaled_dot_product_attention(q, key, value, m, training ? dropout : 0);
+        return output.dtype == dtype ? output : output.to(dtype);
     }
 }

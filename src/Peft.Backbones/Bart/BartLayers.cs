@@ -1,4 +1,4 @@
-// BART attention and layers, following transformers' models/bart/modeling_bart.py (eager attention, post-norm layers).
+// BART attention and layers, following transformers' models/bart/modeling_bart.py (eager attention, post-norm layers; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -19,10 +19,12 @@ public sealed partial class BartAttention : nn.Module
     private readonly int _heads;
     private readonly int _headDim;
     private readonly double _scaling;
+    private readonly AttentionImplementation _attention;
 
-    /// <summary>Attention over <paramref name="embedDim"/> channels in <paramref name="heads"/> heads.</summary>
-    public BartAttention(int embedDim, int heads, double dropoutRate) : base(nameof(BartAttention))
+    /// <summary>Attention over <paramref name="embedDim"/> channels in <paramref name="heads"/> heads, computed as <paramref name="implementation"/> asks.</summary>
+    public BartAttention(int embedDim, int heads, double dropoutRate, AttentionImplementation implementation) : base(nameof(BartAttention))
     {
+        _attention = implementation;
         if (embedDim % heads != 0) throw new ArgumentException($"d_model ({embedDim}) must be divisible by the number of heads ({heads}).");
         _heads = heads;
         _headDim = embedDim / heads;
@@ -67,11 +69,21 @@ public sealed partial class BartAttention : nn.Module
             if (cache is not null) (key, value) = cache.Append(layerIndex, key, value);
         }
 
-        var scores = torch.matmul(query, key.transpose(2, 3)) * _scaling;
-        if (mask is not null) scores = scores + mask[.., .., .., ..(int)key.shape[2]];
-        var weights = dropout.call(nn.functional.softmax(scores, dim: -1));
-        var output = torch.matmul(weights, value).transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        var visible = mask?[.., .., .., ..(int)key.shape[2]];
+        var output = (FusedAttention.Use(_attention, query)
+                ? FusedAttention.Compute(query, key, value, visible, _scaling, dropout.p, training)
+                : Eager(query, key, value, visible))                                  // (B, H, T, D)
+            .transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return out_proj.call(output).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor? mask)
+    {
+        var scores = torch.matmul(query, key.transpose(2, 3)) * _scaling;
+        if (mask is not null) scores = scores + mask;
+        var weights = dropout.call(nn.functional.softmax(scores, dim: -1));
+        return torch.matmul(weights, value);
     }
 
     private Tensor SplitHeads(Tensor x, long batch) => x.view(batch, -1, _heads, _headDim).transpose(1, 2);
@@ -93,7 +105,7 @@ public sealed partial class BartEncoderLayer : nn.Module
     /// <summary>An encoder layer of the config's sizes.</summary>
     public BartEncoderLayer(BartConfig config) : base(nameof(BartEncoderLayer))
     {
-        self_attn = new BartAttention(config.DModel, config.EncoderAttentionHeads, config.AttentionDropout);
+        self_attn = new BartAttention(config.DModel, config.EncoderAttentionHeads, config.AttentionDropout, config.AttnImplementation);
         self_attn_layer_norm = nn.LayerNorm(config.DModel);
         fc1 = nn.Linear(config.DModel, config.EncoderFfnDim);
         fc2 = nn.Linear(config.EncoderFfnDim, config.DModel);
@@ -132,9 +144,9 @@ public sealed partial class BartDecoderLayer : nn.Module
     /// <summary>A decoder layer of the config's sizes.</summary>
     public BartDecoderLayer(BartConfig config) : base(nameof(BartDecoderLayer))
     {
-        self_attn = new BartAttention(config.DModel, config.DecoderAttentionHeads, config.AttentionDropout);
+        self_attn = new BartAttention(config.DModel, config.DecoderAttentionHeads, config.AttentionDropout, config.AttnImplementation);
         self_attn_layer_norm = nn.LayerNorm(config.DModel);
-        encoder_attn = new BartAttention(config.DModel, config.DecoderAttentionHeads, config.AttentionDropout);
+        encoder_attn = new BartAttention(config.DModel, config.DecoderAttentionHeads, config.AttentionDropout, config.AttnImplementation);
         encoder_attn_layer_norm = nn.LayerNorm(config.DModel);
         fc1 = nn.Linear(config.DModel, config.DecoderFfnDim);
         fc2 = nn.Linear(config.DecoderFfnDim, config.DModel);

@@ -1,5 +1,5 @@
 // BLOOM attention (ALiBi, fused head-interleaved query/key/value) and MLP, following transformers'
-// models/bloom/modeling_bloom.py (eager attention).
+// models/bloom/modeling_bloom.py (eager attention; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -22,6 +22,7 @@ public sealed partial class BloomAttention : nn.Module
     private readonly int _headDim;
     private readonly double _invNormFactor;
     private readonly double _hiddenDropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer sized by the config.</summary>
     public BloomAttention(BloomConfig config) : base("BloomAttention")
@@ -33,6 +34,7 @@ public sealed partial class BloomAttention : nn.Module
         _headDim = config.HeadDim;
         _invNormFactor = 1.0 / Math.Sqrt(_headDim);
         _hiddenDropout = config.HiddenDropout;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -55,7 +57,25 @@ public sealed partial class BloomAttention : nn.Module
         {
             (key, value) = cache.Append(layerIndex, key, value);             // (B, H, P + T, D)
         }
-        var keyLength = key.shape[2];
+        var context = (FusedAttention.Use(_attention, query) ? Fused(query, key, value, alibi, mask) : Eager(query, key, value, alibi, mask))
+            .permute(0, 2, 1, 3).reshape(batch, length, _heads * _headDim);     // (B, T, C)
+        var output = nn.functional.dropout(dense.call(context), _hiddenDropout, training);
+        return (residual + output).MoveToOuterDisposeScope();
+    }
+
+    // The reference's baddbmm(alibi, q, kᵀ, beta 1, alpha inv_norm_factor) + mask is softmax(q·kᵀ·inv_norm_factor + m)
+    // with the additive float mask m = alibi (per head, per key) + mask: the kernel's own scale is inv_norm_factor.
+    private Tensor Fused(Tensor query, Tensor key, Tensor value, Tensor alibi, Tensor mask)
+    {
+        var (batch, keyLength) = (query.shape[0], key.shape[2]);
+        var bias = alibi.view(batch, _heads, 1, keyLength) + mask;          // (B, H, T, P + T)
+        return FusedAttention.Compute(query, key, value, bias, _invNormFactor, attention_dropout.p, training);
+    }
+
+    // (B, H, T, D) from the explicit product, as the reference computes it on (B·H) batched matrices.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor alibi, Tensor mask)
+    {
+        var (batch, length, keyLength) = (query.shape[0], query.shape[2], key.shape[2]);
         var q = query.reshape(batch * _heads, length, _headDim);
         var k = key.reshape(batch * _heads, keyLength, _headDim).transpose(-1, -2);
         var v = value.reshape(batch * _heads, keyLength, _headDim);
@@ -64,11 +84,8 @@ public sealed partial class BloomAttention : nn.Module
         var scores = (torch.bmm(q, k) * _invNormFactor + alibi).view(batch, _heads, length, keyLength) + mask;
         var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(q.dtype);
         probabilities = attention_dropout.call(probabilities);
-        var context = torch.bmm(probabilities.view(batch * _heads, length, keyLength), v)   // (B·H, T, D)
-            .view(batch, _heads, length, _headDim).permute(0, 2, 1, 3)
-            .reshape(batch, length, _heads * _headDim);
-        var output = nn.functional.dropout(dense.call(context), _hiddenDropout, training);
-        return (residual + output).MoveToOuterDisposeScope();
+        return torch.bmm(probabilities.view(batch * _heads, length, keyLength), v)   // (B·H, T, D)
+            .view(batch, _heads, length, _headDim);
     }
 }
 

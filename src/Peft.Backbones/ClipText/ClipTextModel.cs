@@ -1,4 +1,5 @@
-// CLIP's text encoder, following transformers' models/clip/modeling_clip.py (CLIPTextModel, eager attention).
+// CLIP's text encoder, following transformers' models/clip/modeling_clip.py (CLIPTextModel, eager attention;
+// scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -19,6 +20,7 @@ public sealed partial class ClipAttention : nn.Module
     private readonly int _headDim;
     private readonly double _scale;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>Attention sized by the config.</summary>
     public ClipAttention(ClipTextConfig config) : base("CLIPAttention")
@@ -35,6 +37,7 @@ public sealed partial class ClipAttention : nn.Module
         _headDim = config.HeadDim;
         _scale = Math.Pow(_headDim, -0.5);
         _dropout = config.AttentionDropout;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -47,11 +50,20 @@ public sealed partial class ClipAttention : nn.Module
         var key = SplitHeads(k_proj.call(hidden), batch, length);
         var value = SplitHeads(v_proj.call(hidden), batch, length);
 
+        var output = (FusedAttention.Use(_attention, query)
+                ? FusedAttention.Compute(query, key, value, mask, _scale, _dropout, training)
+                : Eager(query, key, value, mask))                                    // (B, H, T, D)
+            .transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        return out_proj.call(output).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward, softmax in float32.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
         var scores = torch.matmul(query, key.transpose(-1, -2)) * _scale + mask;
         var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(query.dtype);
         probabilities = nn.functional.dropout(probabilities, _dropout, training);
-        var output = torch.matmul(probabilities, value).transpose(1, 2).reshape(batch, length, _heads * _headDim);
-        return out_proj.call(output).MoveToOuterDisposeScope();
+        return torch.matmul(probabilities, value);
     }
 
     private Tensor SplitHeads(Tensor x, long batch, long length) => x.view(batch, length, _heads, _headDim).transpose(1, 2);

@@ -76,6 +76,7 @@ public sealed partial class DisentangledSelfAttention : nn.Module
     /// <summary>Attention sized by the config.</summary>
     public DisentangledSelfAttention(DebertaConfig config) : base(nameof(DisentangledSelfAttention))
     {
+        RefuseSdpa(config);
         if (config.HiddenSize % config.NumAttentionHeads != 0)
         {
             throw new ArgumentException($"hidden_size ({config.HiddenSize}) is not a multiple of num_attention_heads ({config.NumAttentionHeads}).");
@@ -104,6 +105,18 @@ public sealed partial class DisentangledSelfAttention : nn.Module
         }
         dropout = nn.Dropout(config.AttentionProbsDropoutProb);
         RegisterComponents();
+    }
+
+    /// <summary>
+    /// DeBERTa (v1 and v2) keeps the explicit attention (docs/PERFORMANCE.md says why), so asking for the fused kernel
+    /// is refused, as transformers refuses <c>attn_implementation="sdpa"</c> for it; Auto computes it explicitly.
+    /// </summary>
+    internal static void RefuseSdpa(DebertaConfig config)
+    {
+        if (config.AttnImplementation == AttentionImplementation.Sdpa)
+        {
+            throw new NotSupportedException($"AttnImplementation {AttentionImplementation.Sdpa}: {config.ModelType} computes its disentangled attention explicitly only; use {AttentionImplementation.Auto} or {AttentionImplementation.Eager}.");
+        }
     }
 
     /// <summary>

@@ -40,6 +40,7 @@ public sealed partial class DisentangledSelfAttention : nn.Module
     /// <summary>Attention sized by the config.</summary>
     public DisentangledSelfAttention(DebertaV2Config config) : base(nameof(DisentangledSelfAttention))
     {
+        Deberta.DisentangledSelfAttention.RefuseSdpa(config);
         if (config.HiddenSize % config.NumAttentionHeads != 0)
         {
             throw new ArgumentException($"hidden_size ({config.HiddenSize}) is not a multiple of num_attention_heads ({config.NumAttentionHeads}).");

@@ -1,4 +1,4 @@
-// GPT-J attention and MLP, following transformers' models/gptj/modeling_gptj.py (eager attention).
+// GPT-J attention and MLP, following transformers' models/gptj/modeling_gptj.py (eager attention; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -24,6 +24,7 @@ public sealed partial class GptJAttention : nn.Module
     private readonly int _headDim;
     private readonly int _rotaryDim;
     private readonly double _scale;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer sized by the config.</summary>
     public GptJAttention(GptJConfig config) : base("GPTJAttention")
@@ -42,6 +43,7 @@ public sealed partial class GptJAttention : nn.Module
         _headDim = config.HeadDim;
         _rotaryDim = config.RotaryDim;
         _scale = Math.Sqrt(_headDim);
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -67,11 +69,19 @@ public sealed partial class GptJAttention : nn.Module
             (key, value) = cache.Append(layerIndex, key, value);                    // (B, H, P + T, D)
         }
 
-        var scores = torch.matmul(query.to(ScalarType.Float32), key.to(ScalarType.Float32).transpose(-1, -2)) / _scale + mask;
-        var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
-        var output = torch.matmul(probabilities, value)                             // (B, H, T, D)
+        var output = (FusedAttention.Use(_attention, query)
+                ? FusedAttention.Compute(query, key, value, mask, 1.0 / _scale, attn_dropout.p, training, inFloat32: true)
+                : Eager(query, key, value, mask))                                   // (B, H, T, D)
             .permute(0, 2, 1, 3).reshape(batch, length, _heads * _headDim);
         return resid_dropout.call(out_proj.call(output)).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's _attn, scores in float32.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
+        var scores = torch.matmul(query.to(ScalarType.Float32), key.to(ScalarType.Float32).transpose(-1, -2)) / _scale + mask;
+        var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
+        return torch.matmul(probabilities, value);
     }
 
     /// <summary>Rotates the first rotary_dim features of each head of <paramref name="x"/> (B, T, H, D); the rest pass.</summary>

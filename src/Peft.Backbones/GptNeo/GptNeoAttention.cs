@@ -1,4 +1,4 @@
-// GPT-Neo attention and MLP, following transformers' models/gpt_neo/modeling_gpt_neo.py (eager attention).
+// GPT-Neo attention and MLP, following transformers' models/gpt_neo/modeling_gpt_neo.py (eager attention; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -23,6 +23,7 @@ public sealed partial class GptNeoSelfAttention : nn.Module
     private readonly int _heads;
     private readonly int _headDim;
     private readonly long? _window;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer of the given kind ("global" or "local").</summary>
     public GptNeoSelfAttention(GptNeoConfig config, string attentionType) : base("GPTNeoSelfAttention")
@@ -36,6 +37,7 @@ public sealed partial class GptNeoSelfAttention : nn.Module
         _heads = config.NumHeads;
         _headDim = config.HeadDim;
         _window = attentionType == "local" ? config.WindowSize : null;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -56,19 +58,31 @@ public sealed partial class GptNeoSelfAttention : nn.Module
             (key, value) = cache.Append(layerIndex, key, value);             // (B, H, P + T, D)
         }
 
-        // Scores in fp32 and unscaled. As the reference, the layer's own causal (or sliding-window)
-        // pattern is applied first, then the model's additive causal and padding mask.
-        var scores = torch.matmul(query.to(ScalarType.Float32), key.to(ScalarType.Float32).transpose(-1, -2));
+        // The layer's own causal (or sliding-window) pattern, applied before the model's additive mask as the reference does.
         var keyLength = key.shape[2];
-        var queries = torch.arange(keyLength - length, keyLength, device: scores.device).unsqueeze(1);   // (T, 1)
-        var keys = torch.arange(keyLength, device: scores.device).unsqueeze(0);                          // (1, K)
+        var queries = torch.arange(keyLength - length, keyLength, device: query.device).unsqueeze(1);    // (T, 1)
+        var keys = torch.arange(keyLength, device: query.device).unsqueeze(0);                           // (1, K)
         var allowed = keys.le(queries);
         if (_window is { } window) allowed = allowed.logical_and(keys.gt(queries - window));
-        var minimum = torch.tensor(torch.finfo(scores.dtype).min, scores.dtype, scores.device);
-        scores = torch.where(allowed, scores, minimum) + mask;
+        var minimum = torch.tensor(torch.finfo(ScalarType.Float32).min, ScalarType.Float32, query.device);
 
-        var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
-        var output = torch.matmul(probabilities, value)                      // (B, H, T, D)
+        Tensor context;
+        if (FusedAttention.Use(_attention, query))
+        {
+            // where(allowed, s, min) + mask = s + (where(allowed, 0, min) + mask) up to float32 absorption of s by min;
+            // no row is all −∞ (a query's own key is always allowed). Scale 1 and float32 scores, as the eager path.
+            var pattern = torch.where(allowed, torch.zeros_like(minimum), minimum) + mask.to(ScalarType.Float32);
+            context = FusedAttention.Compute(query, key, value, pattern, 1.0, attn_dropout.p, training, inFloat32: true);
+        }
+        else
+        {
+            // Scores in fp32 and unscaled.
+            var scores = torch.matmul(query.to(ScalarType.Float32), key.to(ScalarType.Float32).transpose(-1, -2));
+            scores = torch.where(allowed, scores, minimum) + mask;
+            var probabilities = attn_dropout.call(nn.functional.softmax(scores, dim: -1).to(value.dtype));
+            context = torch.matmul(probabilities, value);
+        }
+        var output = context                                                 // (B, H, T, D)
             .transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return resid_dropout.call(out_proj.call(output)).MoveToOuterDisposeScope();
     }

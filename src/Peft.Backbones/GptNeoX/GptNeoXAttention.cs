@@ -1,4 +1,4 @@
-// GPT-NeoX attention and MLP, following transformers' models/gpt_neox/modeling_gpt_neox.py (eager attention).
+// GPT-NeoX attention and MLP, following transformers' models/gpt_neox/modeling_gpt_neox.py (eager attention; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Backbones.Shared;
 using Peft.Modeling;
 using TorchSharp;
@@ -20,6 +20,7 @@ public sealed partial class GptNeoXAttention : nn.Module
     private readonly int _headDim;
     private readonly double _scaling;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer sized by the config.</summary>
     public GptNeoXAttention(GptNeoXConfig config) : base("GPTNeoXAttention")
@@ -28,6 +29,7 @@ public sealed partial class GptNeoXAttention : nn.Module
         _headDim = config.HeadDim;
         _scaling = Math.Pow(_headDim, -0.5);
         _dropout = config.AttentionDropout;
+        _attention = config.AttnImplementation;
         query_key_value = nn.Linear(config.HiddenSize, 3 * config.HiddenSize, hasBias: config.AttentionBias);
         dense = nn.Linear(config.HiddenSize, config.HiddenSize, hasBias: config.AttentionBias);
         RegisterComponents();
@@ -54,12 +56,20 @@ public sealed partial class GptNeoXAttention : nn.Module
             (key, value) = cache.Append(layerIndex, key, value);             // (B, H, P + T, D)
         }
 
+        var output = (FusedAttention.Use(_attention, query)
+                ? FusedAttention.Compute(query, key, value, mask, _scaling, _dropout, training)
+                : Eager(query, key, value, mask))                             // (B, H, T, D)
+            .transpose(1, 2).reshape(batch, length, -1);
+        return dense.call(output).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward, softmax in float32.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
         var scores = torch.matmul(query, key.transpose(2, 3)) * _scaling + mask;
         var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(query.dtype);
         probabilities = nn.functional.dropout(probabilities, _dropout, training);
-        var output = torch.matmul(probabilities, value)                      // (B, H, T, D)
-            .transpose(1, 2).reshape(batch, length, -1);
-        return dense.call(output).MoveToOuterDisposeScope();
+        return torch.matmul(probabilities, value);
     }
 }
 

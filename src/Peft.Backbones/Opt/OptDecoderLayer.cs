@@ -1,4 +1,4 @@
-// OPT attention and decoder layer, following transformers' models/opt/modeling_opt.py (eager attention).
+// OPT attention and decoder layer, following transformers' models/opt/modeling_opt.py (eager attention; scaled_dot_product_attention computes the same, see FusedAttention).
 using Peft.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -19,6 +19,7 @@ public sealed partial class OptAttention : nn.Module
     private readonly int _headDim;
     private readonly double _scaling;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention layer sized by the config.</summary>
     public OptAttention(OptConfig config) : base("OPTAttention")
@@ -32,6 +33,7 @@ public sealed partial class OptAttention : nn.Module
         _headDim = config.HeadDim;
         _scaling = Math.Pow(_headDim, -0.5);
         _dropout = config.AttentionDropout;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -44,20 +46,27 @@ public sealed partial class OptAttention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var (batch, length) = (hidden.shape[0], hidden.shape[1]);
-        // The reference scales the query before the product (kept for its rounding).
-        var query = SplitHeads(q_proj.call(hidden) * _scaling, batch, length);   // (B, H, T, D)
+        var projected = SplitHeads(q_proj.call(hidden), batch, length);          // (B, H, T, D)
         var key = SplitHeads(k_proj.call(hidden), batch, length);
         var value = SplitHeads(v_proj.call(hidden), batch, length);
         if (cache is not null)
         {
             (key, value) = cache.Append(layerIndex, key, value);                 // (B, H, P + T, D)
         }
-        var scores = torch.matmul(query, key.transpose(-1, -2)) + mask;
-        var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(query.dtype);
-        probabilities = nn.functional.dropout(probabilities, _dropout, training);
-        var output = torch.matmul(probabilities, value)                          // (B, H, T, D)
+        var output = (FusedAttention.Use(_attention, projected)
+                ? FusedAttention.Compute(projected, key, value, mask, _scaling, _dropout, training)
+                : Eager(projected, key, value, mask))                            // (B, H, T, D)
             .transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return out_proj.call(output).MoveToOuterDisposeScope();
+    }
+
+    // (B, H, T, D): the reference's eager_attention_forward, which scales the query before the product (kept for its rounding).
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor mask)
+    {
+        var scores = torch.matmul(query * _scaling, key.transpose(-1, -2)) + mask;
+        var probabilities = nn.functional.softmax(scores, dim: -1, dtype: ScalarType.Float32).to(query.dtype);
+        probabilities = nn.functional.dropout(probabilities, _dropout, training);
+        return torch.matmul(probabilities, value);
     }
 
     private Tensor SplitHeads(Tensor x, long batch, long length) => x.view(batch, length, _heads, _headDim).transpose(1, 2);

@@ -76,6 +76,7 @@ public sealed partial class SegformerAttention : nn.Module
 #pragma warning restore IDE1006
     private readonly int _headDim;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>The attention of stage <paramref name="stage"/>.</summary>
     public SegformerAttention(SegformerConfig config, int stage) : base(nameof(SegformerAttention))
@@ -88,6 +89,7 @@ public sealed partial class SegformerAttention : nn.Module
         sequence_reduction = config.SrRatios[stage] > 1 ? new SegformerSequenceReduction(channels, config.SrRatios[stage]) : null;
         _headDim = channels / config.NumAttentionHeads[stage];
         _dropout = config.AttentionProbsDropoutProb;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -100,7 +102,7 @@ public sealed partial class SegformerAttention : nn.Module
         var reduced = sequence_reduction?.forward(hidden, height, width) ?? hidden;          // (B, N', C)
         var k = k_proj.call(reduced).view(batch, reduced.shape[1], -1, _headDim).transpose(1, 2);
         var v = v_proj.call(reduced).view(batch, reduced.shape[1], -1, _headDim).transpose(1, 2);
-        var context = VisionAttention.Eager(q, k, v, null, _dropout, training);
+        var context = VisionAttention.Compute(_attention, q, k, v, null, _dropout, training);
         return o_proj.call(context.transpose(1, 2).reshape(batch, length, -1)).MoveToOuterDisposeScope();
     }
 }

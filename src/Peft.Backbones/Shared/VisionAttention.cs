@@ -1,4 +1,5 @@
 // The eager attention of transformers' vision models (ViT, Swin, SegFormer: eager_attention_forward).
+using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,6 +8,15 @@ namespace Peft.Backbones.Shared;
 /// <summary>Softmax attention with an optional additive bias, as transformers' vision models compute it.</summary>
 public static class VisionAttention
 {
+    /// <summary>
+    /// softmax(q·kᵀ / √d + <paramref name="bias"/>) · v, through the fused kernel (the bias as its additive mask) or
+    /// <see cref="Eager"/>, as <paramref name="implementation"/> asks (see <see cref="FusedAttention.Use"/>).
+    /// </summary>
+    public static Tensor Compute(AttentionImplementation implementation, Tensor q, Tensor k, Tensor v, Tensor? bias, double dropout, bool training) =>
+        FusedAttention.Use(implementation, q)
+            ? FusedAttention.Compute(q, k, v, bias, 1.0 / Math.Sqrt(q.shape[^1]), dropout, training)
+            : Eager(q, k, v, bias, dropout, training);
+
     /// <summary>
     /// softmax(q·kᵀ / √d + <paramref name="bias"/>) · v over (B, heads, T, d) inputs; the probabilities are
     /// computed in float32 and dropped out with <paramref name="dropout"/> in training.

@@ -129,6 +129,7 @@ public sealed partial class SwinAttention : nn.Module
 #pragma warning restore IDE1006
     private readonly int _headDim;
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>Attention over <paramref name="dim"/> channels with <paramref name="heads"/> heads.</summary>
     public SwinAttention(SwinConfig config, int dim, int heads) : base(nameof(SwinAttention))
@@ -140,6 +141,7 @@ public sealed partial class SwinAttention : nn.Module
         relative_position_bias = new SwinRelativePositionBias(heads, config.WindowSize);
         _headDim = dim / heads;
         _dropout = config.AttentionProbsDropoutProb;
+        _attention = config.AttnImplementation;
         RegisterComponents();
     }
 
@@ -161,7 +163,7 @@ public sealed partial class SwinAttention : nn.Module
             var perWindow = mask.unsqueeze(1).unsqueeze(0).expand(count / mask.shape[0], -1, -1, -1, -1).reshape(-1, 1, length, length);
             bias = bias + perWindow;
         }
-        var context = VisionAttention.Eager(q, k, v, bias, _dropout, training);
+        var context = VisionAttention.Compute(_attention, q, k, v, bias, _dropout, training);
         return o_proj.call(context.transpose(1, 2).reshape(count, length, -1)).MoveToOuterDisposeScope();
     }
 }

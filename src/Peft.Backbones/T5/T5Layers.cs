@@ -1,4 +1,5 @@
-// T5 and mT5 building blocks, following transformers' models/t5/modeling_t5.py (eager attention):
+// T5 and mT5 building blocks, following transformers' models/t5/modeling_t5.py (eager attention, or
+// scaled_dot_product_attention with the position bias as its additive mask):
 // RMS layer norm, attention with relative position buckets and no 1/sqrt(d) scaling, feed-forward blocks.
 using Peft.Modeling;
 using TorchSharp;
@@ -61,6 +62,7 @@ public sealed partial class T5Attention : nn.Module
     private readonly int _headDim;
     private readonly int _numBuckets;
     private readonly int _maxDistance;
+    private readonly AttentionImplementation _attention;
 
     /// <summary>An attention block of the config's sizes.</summary>
     /// <param name="config">The model config.</param>
@@ -73,6 +75,7 @@ public sealed partial class T5Attention : nn.Module
         _headDim = config.DKv;
         _numBuckets = config.RelativeAttentionNumBuckets;
         _maxDistance = config.RelativeAttentionMaxDistance;
+        _attention = config.AttnImplementation;
         var inner = _heads * _headDim;
         q = nn.Linear(config.DModel, inner, hasBias: false);
         k = nn.Linear(config.DModel, inner, hasBias: false);
@@ -128,10 +131,20 @@ public sealed partial class T5Attention : nn.Module
             if (mask is not null) positionBias = positionBias + mask[.., .., .., ..(int)keyLength];
         }
 
-        var scores = torch.matmul(query, key.transpose(3, 2)) + positionBias;   // (B, H, T, K), no 1/sqrt(d)
-        var weights = dropout.call(nn.functional.softmax(Precision.AtLeastFloat32(scores), dim: -1).to(scores.dtype));
-        var output = torch.matmul(weights, value).transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        // No 1/sqrt(d): scale 1, folded into the query on the fused path; the bias (mask included) is its additive mask.
+        var output = (FusedAttention.Use(_attention, query)
+                ? FusedAttention.Compute(query, key, value, positionBias, 1.0, dropout.p, training)
+                : Eager(query, key, value, positionBias))                          // (B, H, T, D)
+            .transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return (o.call(output).MoveToOuterDisposeScope(), positionBias.MoveToOuterDisposeScope());
+    }
+
+    // (B, H, T, D): the reference's explicit scores, softmax in at least float32.
+    private Tensor Eager(Tensor query, Tensor key, Tensor value, Tensor positionBias)
+    {
+        var scores = torch.matmul(query, key.transpose(3, 2)) + positionBias;   // (B, H, T, K)
+        var weights = dropout.call(nn.functional.softmax(Precision.AtLeastFloat32(scores), dim: -1).to(scores.dtype));
+        return torch.matmul(weights, value);
     }
 
     /// <summary>Bias (1, H, T, K) for queries at positions past..past + T - 1 over keys 0..K - 1.</summary>

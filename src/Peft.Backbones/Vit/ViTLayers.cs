@@ -103,6 +103,7 @@ public sealed partial class ViTAttention : nn.Module<Tensor, Tensor>
     private nn.Module<Tensor, Tensor> o_proj;
 #pragma warning restore IDE1006
     private readonly double _dropout;
+    private readonly AttentionImplementation _attention;
     private readonly int _headDim;
 
     /// <summary>Attention sized by the config.</summary>
@@ -113,6 +114,7 @@ public sealed partial class ViTAttention : nn.Module<Tensor, Tensor>
         v_proj = nn.Linear(config.HiddenSize, config.HiddenSize, hasBias: config.QkvBias);
         o_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
         _dropout = config.AttentionProbsDropoutProb;
+        _attention = config.AttnImplementation;
         _headDim = config.HeadDim;
         RegisterComponents();
     }
@@ -125,7 +127,7 @@ public sealed partial class ViTAttention : nn.Module<Tensor, Tensor>
         var q = q_proj.call(hidden).view(shape).transpose(1, 2);                     // (B, heads, T, d)
         var k = k_proj.call(hidden).view(shape).transpose(1, 2);
         var v = v_proj.call(hidden).view(shape).transpose(1, 2);
-        var context = VisionAttention.Eager(q, k, v, null, _dropout, training);
+        var context = VisionAttention.Compute(_attention, q, k, v, null, _dropout, training);
         return o_proj.call(context.transpose(1, 2).reshape(hidden.shape[0], hidden.shape[1], -1)).MoveToOuterDisposeScope();
     }
 }
