@@ -5,7 +5,9 @@
 // Without arguments every workload but tinyllama-load runs (a few minutes on 2 cores); tinyllama-load (run only when
 // named) writes a 2.2 GB TinyLlama-shaped bf16 checkpoint once, to $PEFT_BENCH_TINYLLAMA or the temp folder, and
 // measures loading it against a raw read; tinyllama-qlora (also only when named) trains LoRA on it over an NF4 base and
-// a bf16 base (docs/QUANTIZATION.md). docs/PERFORMANCE.md shows the tables and how to read them.
+// a bf16 base (docs/QUANTIZATION.md); tinyllama-step (only when named) times its LoRA train step at 1 × 256 on a
+// float32, a bf16 and a checkpointed bf16 base, and its prefill unmerged and merged. docs/PERFORMANCE.md shows the
+// tables and how to read them.
 using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
@@ -13,6 +15,10 @@ using TorchSharp;
 if (args is ["--child", "train", var shape, var kind, .. var rest])
 {
     return TrainSteps.Child(shape, kind, rest.FirstOrDefault() ?? "Auto", rest.Contains("checkpointing"));
+}
+if (args is ["--child", "tinyllama-step", var variant, var layers, var steps])
+{
+    return TinyLlamaStep.ChildMain(variant, int.Parse(layers, CultureInfo.InvariantCulture), int.Parse(steps, CultureInfo.InvariantCulture));
 }
 if (args is ["--child", "qlora-nf4" or "qlora-bf16"]) return TinyLlamaQLora.ChildMain(quantized: args[1] == "qlora-nf4");
 if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
@@ -33,6 +39,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["multi-adapter"] = MultiAdapter.Run,
     ["tinyllama-load"] = TinyLlamaLoad.Run,
     ["tinyllama-qlora"] = TinyLlamaQLora.Run,
+    ["tinyllama-step"] = TinyLlamaStep.Run,
 };
 // --threads N: libtorch's intra-op threads (default: one per processor). On a machine loaded by other work, one
 // thread measures more steadily (OpenMP's threads wait for each other when a core is taken).
@@ -42,6 +49,8 @@ if (args is ["--threads", var count, ..])
     threadCount = int.Parse(count, CultureInfo.InvariantCulture);
     args = args[2..];
 }
+// --layers N, --steps N (anywhere): tinyllama-step's model depth (default 22, TinyLlama's) and timed steps (default 3).
+args = TinyLlamaStep.TakeOptions(args);
 var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
 var unknown = selected.Where(s => !workloads.ContainsKey(s)).ToList();
 if (unknown.Count > 0)

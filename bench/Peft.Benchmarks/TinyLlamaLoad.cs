@@ -12,9 +12,15 @@ using static TorchSharp.torch;
 
 internal static class TinyLlamaLoad
 {
-    private const int Hidden = 2048, Layers = 22, Heads = 32, KeyValueHeads = 4, Intermediate = 5632, Vocab = 32000;
+    /// <summary>TinyLlama-1.1B's layer count.</summary>
+    public const int FullLayers = 22;
+
+    private const int Hidden = 2048, Heads = 32, KeyValueHeads = 4, Intermediate = 5632, Vocab = 32000;
 
     public static string Directory => Environment.GetEnvironmentVariable("PEFT_BENCH_TINYLLAMA") ?? Path.Combine(Path.GetTempPath(), "peft-bench-tinyllama");
+
+    /// <summary>The checkpoint of <paramref name="layers"/> layers (TinyLlama's shapes otherwise) beside the full one.</summary>
+    public static string DirectoryFor(int layers) => layers == FullLayers ? Directory : $"{Directory}-{layers}-layers";
 
     /// <summary>Writes the checkpoint (unless present), then runs the raw read and the load in child processes.</summary>
     public static Dictionary<string, object> Run()
@@ -125,14 +131,14 @@ internal static class TinyLlamaLoad
     }
 
     /// <summary>Writes config.json, two bf16 shards and the index, one shard's tensors in memory at a time.</summary>
-    internal static bool EnsureCheckpoint(string directory)
+    internal static bool EnsureCheckpoint(string directory, int layers = FullLayers)
     {
         if (File.Exists(Path.Combine(directory, ModelWeights.IndexFileName))) return false;
         System.IO.Directory.CreateDirectory(directory);
         var config = new JsonObject
         {
             ["model_type"] = "llama", ["architectures"] = new JsonArray("LlamaForCausalLM"), ["hidden_size"] = Hidden,
-            ["intermediate_size"] = Intermediate, ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads,
+            ["intermediate_size"] = Intermediate, ["num_hidden_layers"] = layers, ["num_attention_heads"] = Heads,
             ["num_key_value_heads"] = KeyValueHeads, ["vocab_size"] = Vocab, ["max_position_embeddings"] = 2048,
             ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 10000.0, ["tie_word_embeddings"] = false, ["torch_dtype"] = "bfloat16",
             ["bos_token_id"] = 1, ["eos_token_id"] = 2,
@@ -153,8 +159,8 @@ internal static class TinyLlamaLoad
             ($"model.layers.{i}.post_attention_layernorm.weight", [Hidden]),
         ];
         var first = new List<(string Name, long[] Shape)> { ("model.embed_tokens.weight", new long[] { Vocab, Hidden }) };
-        first.AddRange(Enumerable.Range(0, Layers / 2).SelectMany(LayerShapes));
-        var second = Enumerable.Range(Layers / 2, Layers - Layers / 2).SelectMany(LayerShapes).ToList();
+        first.AddRange(Enumerable.Range(0, layers / 2).SelectMany(LayerShapes));
+        var second = Enumerable.Range(layers / 2, layers - layers / 2).SelectMany(LayerShapes).ToList();
         second.Add(("model.norm.weight", new long[] { Hidden }));
         second.Add(("lm_head.weight", new long[] { Vocab, Hidden }));
         var shards = new List<List<(string Name, long[] Shape)>> { first, second };

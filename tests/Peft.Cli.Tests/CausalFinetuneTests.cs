@@ -117,16 +117,16 @@ public sealed class CausalFinetuneTests : IDisposable
         // Recomputing the activations changes memory and time, not the math: the same accuracy.
         Assert.Equal(await LoraRow("plain"), await LoraRow("checkpointed", "--gradient-checkpointing", "true"));
 
-        // The option reaches the model: an architecture without checkpointing (DeBERTa) refuses it by name.
+        // The option reaches other architectures too: DeBERTa (relative-position embeddings as a layer input) trains.
         var deberta = Path.Combine(_directory, "model-deberta");
         Directory.CreateDirectory(deberta);
         foreach (var file in new[] { "config.json", "model.safetensors" }) File.Copy(Fixture("models", "deberta-seqcls", file), Path.Combine(deberta, file));
         File.WriteAllLines(Path.Combine(deberta, "vocab.txt"), new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(Enumerable.Range(0, 123).Select(i => $"w{i}")));
         var labelled = Path.Combine(_directory, "labelled.jsonl");
         File.WriteAllLines(labelled, Enumerable.Range(0, 8).Select(i => JsonSerializer.Serialize(new { text = $"w{i} w{i + 1}", label = i % 2 })));
-        var refused = await CliRun.Of("finetune", "--model", deberta, "--data", labelled, "--methods", "lora", "--epochs", "1",
+        var debertaRun = await CliRun.Of("finetune", "--model", deberta, "--data", labelled, "--methods", "lora", "--epochs", "1",
             "--output", Path.Combine(_directory, "deberta"), "--gradient-checkpointing", "true");
-        Assert.Contains("--gradient-checkpointing", refused.AssertUserError());
+        Assert.True(debertaRun.ExitCode == 0, debertaRun.Console + debertaRun.Error);
     }
 
     [Fact]

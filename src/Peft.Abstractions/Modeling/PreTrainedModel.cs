@@ -72,7 +72,7 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
         if (stacks.Count == 0)
         {
             if (!enabled) return;
-            throw new NotSupportedException($"Gradient checkpointing is not implemented for '{Config.ModelType}' models (it is for the decoder-only models, GPT-2, GPT-Neo, GPT-J, GPT-NeoX, BLOOM, OPT and Llama, and the BERT family).");
+            throw new NotSupportedException($"Gradient checkpointing is not implemented for '{Config.ModelType}' models (every built-in architecture has it but ResNet, whose batch norms would update their running statistics twice if a stage ran again in backward).");
         }
         foreach (var stack in stacks) stack.GradientCheckpointing = enabled;
     }

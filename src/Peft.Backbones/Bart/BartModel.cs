@@ -11,7 +11,7 @@ namespace Peft.Backbones.Bart;
 /// Its <c>embed_tokens</c> is the model's <c>shared</c> embedding, read through a delegate.
 /// </summary>
 [TargetModules("layernorm_embedding")]
-public sealed partial class BartEncoder : nn.Module
+public sealed partial class BartEncoder : nn.Module, IGradientCheckpointing
 {
     /// <summary>Rows the learned position tables keep before position 0 (BART's historical offset).</summary>
     public const int PositionOffset = 2;
@@ -43,14 +43,17 @@ public sealed partial class BartEncoder : nn.Module
         var positions = torch.arange(PositionOffset, PositionOffset + embeds.shape[1], ScalarType.Int64, embeds.device);
         var hidden = dropout.call(layernorm_embedding.call(embeds + embed_positions.call(positions)));
         var mask = AttentionMasks.Padding(attentionMask, hidden.dtype);
-        foreach (var layer in layers) hidden = layer.forward(hidden, mask);
+        foreach (var layer in layers) hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]), hidden, null, mask);
         return hidden.MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>The decoder: like the encoder's embeddings, then causal layers with cross-attention.</summary>
 [TargetModules("layernorm_embedding")]
-public sealed partial class BartDecoder : nn.Module
+public sealed partial class BartDecoder : nn.Module, IGradientCheckpointing
 {
     private readonly Embedding embed_positions;
     private readonly ModuleList<BartDecoderLayer> layers;
@@ -74,6 +77,9 @@ public sealed partial class BartDecoder : nn.Module
     /// <summary>Number of layers.</summary>
     public int LayerCount => layers.Count;
 
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Decodes (B, T) ids or embeddings after the cached (or prefix) positions into (B, T, C).</summary>
     public Tensor forward(StackInputs inputs)
     {
@@ -94,7 +100,9 @@ public sealed partial class BartDecoder : nn.Module
         var encoderMask = AttentionMasks.Padding(inputs.EncoderAttentionMask, hidden.dtype);
         for (int i = 0; i < layers.Count; i++)
         {
-            hidden = layers[i].forward(hidden, mask, encoderHidden, encoderMask, cache, crossCache, i);
+            // The encoder output is an input of every layer that needs its own gradient (the encoder's adapters).
+            var (layer, index) = (layers[i], i);
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]!, e[1]!, e[2], cache, crossCache, index), hidden, cache ?? crossCache, mask, encoderHidden, encoderMask);
         }
         return hidden.MoveToOuterDisposeScope();
     }

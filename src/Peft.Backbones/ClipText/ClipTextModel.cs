@@ -158,7 +158,7 @@ public sealed partial class ClipTextEmbeddings : nn.Module
 }
 
 /// <summary>The encoder stack (<c>encoder.layers</c>).</summary>
-public sealed class ClipEncoder : nn.Module
+public sealed class ClipEncoder : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<ClipEncoderLayer> layers;
 
@@ -173,9 +173,12 @@ public sealed class ClipEncoder : nn.Module
     public Tensor forward(Tensor hidden, Tensor mask)
     {
         using var scope = torch.NewDisposeScope();
-        foreach (var layer in layers) hidden = layer.forward(hidden, mask);
+        foreach (var layer in layers) hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => layer.forward(x, e[0]!), hidden, null, mask);
         return hidden.MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>

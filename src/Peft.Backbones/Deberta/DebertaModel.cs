@@ -62,7 +62,7 @@ public sealed partial class DebertaEmbeddings : nn.Module
 }
 
 /// <summary>The layer stack with the shared relative-position embeddings.</summary>
-public sealed class DebertaEncoder : nn.Module
+public sealed class DebertaEncoder : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<DebertaLayer> layer;
     private readonly Embedding? rel_embeddings;
@@ -85,10 +85,14 @@ public sealed class DebertaEncoder : nn.Module
         var relEmbeddings = rel_embeddings?.weight;
         foreach (var block in layer)
         {
-            hidden = block.forward(hidden, pairs, relative, relEmbeddings);
+            // The relative-position embeddings are an input of every layer, with a gradient of their own when they train.
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, e[1], e[2]), hidden, null, pairs, relative, relEmbeddings);
         }
         return hidden.MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>The attention masks DeBERTa builds from a padding mask.</summary>

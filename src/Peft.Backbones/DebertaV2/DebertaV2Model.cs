@@ -12,7 +12,7 @@ namespace Peft.Backbones.DebertaV2;
 /// The layer stack with the shared relative-position embeddings (optionally layer-normalised, in
 /// log buckets) and the optional convolution after the first layer.
 /// </summary>
-public sealed class DebertaV2Encoder : nn.Module
+public sealed class DebertaV2Encoder : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<DebertaV2Layer> layer;
     private readonly Embedding? rel_embeddings;
@@ -53,11 +53,17 @@ public sealed class DebertaV2Encoder : nn.Module
         var input = hidden;
         for (int i = 0; i < layer.Count; i++)
         {
-            hidden = layer[i].forward(hidden, pairs, relative, relEmbeddings);
+            // The (normalised) relative-position embeddings are an input of every layer, with a gradient of their own
+            // when they train; the convolution after the first layer is outside the checkpoint, as in transformers.
+            var block = layer[i];
+            hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, e) => block.forward(x, e[0]!, e[1], e[2]), hidden, null, pairs, relative, relEmbeddings);
             if (i == 0 && conv is not null) hidden = conv.forward(input, hidden, mask);
         }
         return hidden.MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>The bare DeBERTa-v2 model (<c>deberta</c> in every head): embeddings and encoder.</summary>

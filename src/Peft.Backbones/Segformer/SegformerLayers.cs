@@ -196,7 +196,7 @@ public sealed class SegformerLayer : nn.Module
 }
 
 /// <summary>One encoder stage: overlapping patch embeddings, blocks, LayerNorm; its output is a feature map.</summary>
-public sealed class SegformerStage : nn.Module<Tensor, Tensor>
+public sealed class SegformerStage : nn.Module<Tensor, Tensor>, IGradientCheckpointing
 {
     private readonly SegformerOverlapPatchEmbeddings patch_embeddings;
     private readonly ModuleList<SegformerLayer> blocks;
@@ -216,8 +216,11 @@ public sealed class SegformerStage : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var (hidden, height, width) = patch_embeddings.Embed(map);
-        foreach (var block in blocks) hidden = block.forward(hidden, height, width);
+        foreach (var block in blocks) hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, _) => block.forward(x, height, width), hidden, null);
         hidden = layer_norm.call(hidden);
         return hidden.reshape(map.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous().MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }

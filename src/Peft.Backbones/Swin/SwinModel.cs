@@ -100,7 +100,7 @@ public sealed class SwinLayer : nn.Module
 }
 
 /// <summary>A stage: its blocks, then patch merging (every stage but the last).</summary>
-public sealed class SwinStage : nn.Module
+public sealed class SwinStage : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<SwinLayer> blocks;
     private readonly SwinPatchMerging? downsample;
@@ -120,7 +120,10 @@ public sealed class SwinStage : nn.Module
     public (Tensor Hidden, long Height, long Width) forward(Tensor hidden, long height, long width)
     {
         using var scope = torch.NewDisposeScope();
-        foreach (var block in blocks) hidden = block.forward(hidden, height, width);
+        // Per block; the patch merging after the blocks is kept, as in transformers. The recomputation reads the grid
+        // from copies: height and width change below, long before backward runs.
+        var (blockHeight, blockWidth) = (height, width);
+        foreach (var block in blocks) hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, _) => block.forward(x, blockHeight, blockWidth), hidden, null);
         if (downsample is not null)
         {
             hidden = downsample.forward(hidden, height, width);
@@ -128,6 +131,9 @@ public sealed class SwinStage : nn.Module
         }
         return (hidden.MoveToOuterDisposeScope(), height, width);
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>The stages (<c>encoder.layers</c>).</summary>

@@ -137,7 +137,7 @@ public sealed class T5Block : nn.Module
 /// and the checkpoint's single <c>shared.weight</c> loads it.
 /// </summary>
 [TargetModules("final_layer_norm")]
-public sealed partial class T5Stack : nn.Module
+public sealed partial class T5Stack : nn.Module, IGradientCheckpointing
 {
     private readonly ModuleList<T5Block> block;
     private nn.Module<Tensor, Tensor> final_layer_norm;
@@ -162,6 +162,9 @@ public sealed partial class T5Stack : nn.Module
 
     /// <summary>Number of blocks.</summary>
     public int LayerCount => block.Count;
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>Runs the stack and returns its normalised output (B, T, C).</summary>
     public Tensor forward(StackInputs inputs)
@@ -190,7 +193,15 @@ public sealed partial class T5Stack : nn.Module
         var state = new T5BlockState(dropout.call(embeds), null, null);
         for (int i = 0; i < block.Count; i++)
         {
-            state = block[i].forward(state, mask, inputs.EncoderHidden, encoderMask, cache, crossCache, i);
+            // The biases the first block computes are inputs of the next blocks (they need a gradient when the relative
+            // attention bias trains), and the encoder output is one of every decoder block.
+            var (layer, index) = (block[i], i);
+            var outputs = GradientCheckpoint.RunMany(GradientCheckpointing, training, x =>
+            {
+                var next = layer.forward(new T5BlockState(x[0]!, x[1], x[2]), x[3], x[4], x[5], cache, crossCache, index);
+                return [next.Hidden, next.SelfBias, next.CrossBias];
+            }, cache ?? crossCache, state.Hidden, state.SelfBias, state.CrossBias, mask, inputs.EncoderHidden, encoderMask);
+            state = new T5BlockState(outputs[0]!, outputs[1], outputs[2]);
         }
         return dropout.call(final_layer_norm.call(state.Hidden)).MoveToOuterDisposeScope();
     }

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.Vit;
 
 /// <summary>The bare encoder (<c>vit</c> in every head): embeddings, layers, final LayerNorm.</summary>
-public sealed class ViTModel : nn.Module<Tensor, Tensor>
+public sealed class ViTModel : nn.Module<Tensor, Tensor>, IGradientCheckpointing
 {
     private readonly ViTEmbeddings embeddings;
     private readonly ModuleList<ViTLayer> layers;
@@ -30,9 +30,12 @@ public sealed class ViTModel : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var hidden = embeddings.call(pixels);
-        foreach (var layer in layers) hidden = layer.call(hidden);
+        foreach (var layer in layers) hidden = GradientCheckpoint.Run(GradientCheckpointing, training, (x, _) => layer.call(x), hidden, null);
         return layernorm.call(hidden).MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc />
+    public bool GradientCheckpointing { get; set; }
 }
 
 /// <summary>Shared plumbing of ViT's models: the encoder, registered as <c>vit</c>.</summary>

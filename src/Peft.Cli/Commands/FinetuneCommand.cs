@@ -131,7 +131,7 @@ public sealed partial class FinetuneCommand(
         var model = load();
         if (settings.GradientCheckpointing && !model.SupportsGradientCheckpointing)
         {
-            throw new CommandLineException($"--gradient-checkpointing: not implemented for '{model.Config.ModelType}' models (it is for the decoder-only models and the BERT family).");
+            throw new CommandLineException($"--gradient-checkpointing: not implemented for '{model.Config.ModelType}' models (every built-in architecture has it but ResNet, whose batch norms would count each batch twice).");
         }
         PeftModel? peft = null;
         ITrainable trainable;

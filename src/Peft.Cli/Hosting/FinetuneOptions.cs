@@ -8,7 +8,7 @@ namespace Peft.Cli.Hosting;
 public sealed class FinetuneOptions : ModelLoadingOptions
 {
     /// <summary>Recompute each layer's forward in backward (gradient_checkpointing).</summary>
-    [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (decoder-only models and the BERT family).")]
+    [Description("Recompute each layer's activations in backward instead of keeping them: less memory, about a third more time (every architecture but ResNet).")]
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>Skip steps whose loss or gradient is NaN or infinite instead of stopping (TrainingOptions.SkipNonFiniteSteps).</summary>

@@ -187,7 +187,7 @@ public sealed partial class Trainer(ILogger<Trainer>? logger = null)
         var stacks = module.modules().OfType<IGradientCheckpointing>().ToList();
         if (stacks.Count == 0)
         {
-            throw new NotSupportedException($"TrainingOptions.GradientCheckpointing: {module.GetType().Name}'s architecture does not implement gradient checkpointing (the decoder-only models and the BERT family do; docs/PERFORMANCE.md).");
+            throw new NotSupportedException($"TrainingOptions.GradientCheckpointing: {module.GetType().Name}'s architecture does not implement gradient checkpointing (every built-in architecture does but ResNet; docs/PERFORMANCE.md).");
         }
         foreach (var stack in stacks) stack.GradientCheckpointing = true;
     }
