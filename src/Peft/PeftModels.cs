@@ -114,7 +114,22 @@ public sealed class PeftModels(PeftRegistry registry)
             throw;
         }
         model.eval();
+        WarnAboutSlowHalfPrecision(dtype, device);
         return model;
+    }
+
+    /// <summary>
+    /// Says, on every such load, that half-precision matrix products are slow here: the library caps oneDNN at AVX2 on
+    /// AVX-512 CPUs (Peft.Native.OneDnnIsa: its AVX-512 convolutions return NaN on Zen 4), and oneDNN has no fast
+    /// bf16/fp16 kernels below AVX-512, so a bf16 LoRA step of a Llama layer took 350 s capped and 2 s uncapped.
+    /// </summary>
+    private static void WarnAboutSlowHalfPrecision(ScalarType dtype, Device device)
+    {
+        if (dtype is not (ScalarType.BFloat16 or ScalarType.Float16) || device.type != DeviceType.CPU) return;
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported || Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") != "AVX2") return;
+        PeftLog.Warn($"{dtype} on the CPU with ONEDNN_MAX_CPU_ISA=AVX2 (the library's default on AVX-512 CPUs, which avoids NaN from "
+            + "oneDNN's AVX-512 convolutions): matrix products in half precision are about 100x slower than float32. For a model "
+            + "without convolutions, start the process with ONEDNN_MAX_CPU_ISA=ALL, or load it in float32.");
     }
 
     /// <summary>config.json's <c>_name_or_path</c> (a Hub id survives a download into a cache), else the directory.</summary>

@@ -14,7 +14,9 @@ namespace Peft.Native;
 /// (<c>ConvolutionKernelTests</c>). That broke LoRA on ResNet's convolutions and the UNet in float32. oneDNN reads
 /// the variable once, when it first picks a kernel, and .NET's <see cref="Environment.SetEnvironmentVariable(string, string)"/>
 /// does not reach the native environment on Linux, so it is set through libc here, as the library loads.
-/// Matrix products (Linear layers) do not go through oneDNN and keep their AVX-512 kernels.
+/// float32 matrix products (Linear layers) do not go through oneDNN and keep their AVX-512 kernels; bf16 and fp16 ones
+/// do, and without AVX-512 oneDNN has no fast kernels for them (a bf16 LoRA step of one Llama layer: 350 s capped,
+/// 2 s with <c>ONEDNN_MAX_CPU_ISA=ALL</c>), so loading a half-precision model on the CPU under this cap warns.
 /// </remarks>
 internal static class OneDnnIsa
 {

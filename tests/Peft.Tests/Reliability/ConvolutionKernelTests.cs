@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Peft.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,5 +38,24 @@ public class ConvolutionKernelTests
             foreach (var t in kept) t.Dispose();
         }
         Assert.Equal((0, 0), (forward, backward));
+    }
+
+    /// <summary>The cap's price, half-precision matrix products without fast kernels, is said when a bf16 model loads on such a CPU.</summary>
+    [Fact]
+    public void AHalfPrecisionLoadUnderTheCapSaysItIsSlow()
+    {
+        RuntimeHelpers.RunModuleConstructor(typeof(PeftLog).Module.ModuleHandle);
+        var capped = System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") == "AVX2";
+        var model = Peft.Tests.Checkpoints.Fixtures.Path("models", "llama-clm");
+        using (var warnings = new Peft.Tests.Correctness.CapturedWarnings())
+        {
+            PeftModels.Default.LoadPretrained(model, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16 }).Dispose();
+            Assert.Equal(capped, warnings.Any("ONEDNN_MAX_CPU_ISA=ALL"));
+        }
+        using (var none = new Peft.Tests.Correctness.CapturedWarnings())
+        {
+            PeftModels.Default.LoadPretrained(model, TaskType.CausalLM).Dispose();
+            Assert.False(none.Any("ONEDNN_MAX_CPU_ISA"));
+        }
     }
 }
