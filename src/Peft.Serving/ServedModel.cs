@@ -113,7 +113,7 @@ public sealed class ServedModel : IAsyncDisposable
         }
         var template = options.ChatTemplate is { } family ? ChatTemplate.For(family, "", "") : TryTemplate(options.ModelDirectory, loggers);
         var scheduler = new GenerationScheduler(residency, options.Scheduler, metrics, loggers?.CreateLogger<GenerationScheduler>());
-        var text = new TextGeneration(scheduler, tokenizer, template, options.Limits);
+        var text = new TextGeneration(scheduler, tokenizer, template, options.Limits, ModelSamplingDefaults.FromDirectory(options.ModelDirectory));
         return new ServedModel(options, residency, text, null, metrics, baseId, tasks);
     }
 

@@ -21,7 +21,11 @@ public sealed record ServingLimits
     public int MaxStopStrings { get; init; } = 4;
 }
 
-/// <summary>How one request samples (OpenAI's fields). Temperature 0 is greedy; null temperature is 1, as OpenAI's default.</summary>
+/// <summary>
+/// How one request samples (OpenAI's fields). Temperature 0 is greedy. A field left null takes the model's
+/// generation_config.json value when the file has one (<see cref="ModelSamplingDefaults"/>), else OpenAI's default
+/// (temperature 1, top_p 1, no top-k).
+/// </summary>
 /// <param name="MaxTokens">New tokens at most; null takes <see cref="ServingLimits.DefaultMaxNewTokens"/>.</param>
 /// <param name="Temperature">0 for greedy, else the sampling temperature.</param>
 /// <param name="TopP">Nucleus mass, (0, 1].</param>
@@ -47,8 +51,12 @@ public sealed class InvalidRequestException(string message, string? param = null
 /// <param name="tokenizer">The model's tokenizer.</param>
 /// <param name="chatTemplate">The model's chat template, or null (chat is then refused).</param>
 /// <param name="limits">Request limits.</param>
-public sealed class TextGeneration(GenerationScheduler scheduler, PretrainedTokenizer tokenizer, ChatTemplate? chatTemplate, ServingLimits limits)
+/// <param name="modelDefaults">The model's generation_config.json sampling defaults; null: OpenAI's.</param>
+public sealed class TextGeneration(GenerationScheduler scheduler, PretrainedTokenizer tokenizer, ChatTemplate? chatTemplate, ServingLimits limits,
+    ModelSamplingDefaults? modelDefaults = null)
 {
+    private readonly ModelSamplingDefaults _defaults = modelDefaults ?? ModelSamplingDefaults.None;
+
     /// <summary>The scheduler.</summary>
     public GenerationScheduler Scheduler => scheduler;
 
@@ -98,11 +106,12 @@ public sealed class TextGeneration(GenerationScheduler scheduler, PretrainedToke
     {
         var maxTokens = sampling.MaxTokens ?? limits.DefaultMaxNewTokens;
         if (maxTokens < 1 || maxTokens > limits.MaxNewTokens) throw new InvalidRequestException($"max_tokens must be 1 to {limits.MaxNewTokens}, got {maxTokens}.", "max_tokens");
-        var temperature = sampling.Temperature ?? 1.0;
+        var temperature = sampling.Temperature ?? _defaults.Temperature ?? 1.0;
         if (temperature is < 0 or > 2) throw new InvalidRequestException($"temperature must be 0 to 2, got {temperature}.", "temperature");
-        var topP = sampling.TopP ?? 1.0;
+        var topP = sampling.TopP ?? _defaults.TopP ?? 1.0;
         if (topP is <= 0 or > 1) throw new InvalidRequestException($"top_p must be in (0, 1], got {topP}.", "top_p");
-        if (sampling.TopK is < 0) throw new InvalidRequestException($"top_k must be ≥ 0, got {sampling.TopK}.", "top_k");
+        var topK = sampling.TopK ?? _defaults.TopK ?? 0;
+        if (topK < 0) throw new InvalidRequestException($"top_k must be ≥ 0, got {topK}.", "top_k");
         var stop = sampling.Stop ?? [];
         if (stop.Count > limits.MaxStopStrings) throw new InvalidRequestException($"At most {limits.MaxStopStrings} stop strings.", "stop");
         if (stop.Any(string.IsNullOrEmpty)) throw new InvalidRequestException("A stop string is empty.", "stop");
@@ -112,7 +121,8 @@ public sealed class TextGeneration(GenerationScheduler scheduler, PretrainedToke
             DoSample = temperature > 0,
             Temperature = temperature > 0 ? temperature : 1.0,
             TopP = topP,
-            TopK = sampling.TopK ?? 0,
+            TopK = topK,
+            EosTokenIds = _defaults.EosTokenIds,
             Seed = sampling.Seed,
             StopStrings = stop,
             Decode = stop.Count > 0 ? ids => tokenizer.Decode(ids) : null,

@@ -133,4 +133,42 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
         Assert.InRange(streamed, 1, 119);
         Assert.Equal(2, (await waiting.Completion).Tokens.Count);
     }
+
+    [Fact]
+    public async Task A_request_without_sampling_fields_takes_the_models_generation_config()
+    {
+        var text = fixture.Served.Text;
+        var ids = text.Tokenizer.Encode("Once upon a time");
+        var greedy = fixture.Expected("a1", ids, 6);
+        // The model's file says temperature 0: a request naming none decodes greedily, one naming 1.5 samples.
+        var fromFile = new TextGeneration(text.Scheduler, text.Tokenizer, text.ChatTemplate, text.Limits, new ModelSamplingDefaults(Temperature: 0));
+        var taken = await (await fromFile.StartAsync("a1", "Once upon a time", new Sampling(MaxTokens: 6))).CompleteAsync();
+        Assert.Equal(greedy, taken.Text);
+        var sampled = new List<string>();
+        for (long seed = 0; seed < 4; seed++)
+        {
+            sampled.Add((await (await fromFile.StartAsync("a1", "Once upon a time", new Sampling(MaxTokens: 6, Temperature: 1.5, Seed: seed))).CompleteAsync()).Text);
+        }
+        Assert.Contains(sampled, s => s != greedy);
+    }
+
+    [Fact]
+    public void Generation_config_defaults_are_only_the_keys_the_file_has()
+    {
+        var directory = Directory.CreateTempSubdirectory("peft-genconfig-").FullName;
+        try
+        {
+            Assert.Same(ModelSamplingDefaults.None, ModelSamplingDefaults.FromDirectory(directory));
+            File.WriteAllText(Path.Combine(directory, "generation_config.json"), """{"do_sample": true, "temperature": 0.6, "top_p": 0.9, "eos_token_id": [128001, 128009]}""");
+            Assert.Equal(new ModelSamplingDefaults(0.6, 0.9, null, null), ModelSamplingDefaults.FromDirectory(directory) with { EosTokenIds = null });
+            Assert.Equal([128001L, 128009L], ModelSamplingDefaults.FromDirectory(directory).EosTokenIds);
+            File.WriteAllText(Path.Combine(directory, "generation_config.json"), """{"top_k": "many"}""");
+            var error = Assert.Throws<InvalidDataException>(() => ModelSamplingDefaults.FromDirectory(directory));
+            Assert.Contains("top_k", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }
