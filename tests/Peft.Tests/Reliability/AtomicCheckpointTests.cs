@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Peft.Methods.Lora;
 using Peft.Modeling;
 using Peft.Tests.Checkpoints;
+using Peft.Tests.Training;
 using Peft.Training;
 using TorchSharp;
 
@@ -10,21 +11,15 @@ namespace Peft.Tests.Reliability;
 /// <summary>Trainer checkpoints go through the atomic folder writer: a save that fails half-way leaves the old checkpoint.</summary>
 public class AtomicCheckpointTests
 {
-    private static readonly string Gpt2SeqCls = Fixtures.Path("models", "gpt2-seqcls");
-
     private static List<(long[] Ids, long Label)> Data() =>
         Enumerable.Range(0, 16).Select(i => (Enumerable.Range(0, 8).Select(j => (long)((i * 7 + j * 3) % 120 + 1)).ToArray(), (long)(i % 2))).ToList();
 
-    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => new()
-    {
-        InputIds = torch.tensor(batch.SelectMany(b => b.Ids).ToArray(), [batch.Count, 8]),
-        Labels = torch.tensor(batch.Select(b => b.Label).ToArray()),
-    };
+    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => TokenSevenTask.Collate(batch);
 
     private static ITrainable Lora(int seed)
     {
         torch.manual_seed(seed);
-        var model = PeftModels.Default.LoadPretrained(Gpt2SeqCls, TaskType.SequenceClassification);
+        var model = PeftModels.Default.LoadPretrained(TokenSevenTask.Model, TaskType.SequenceClassification);
         return Trainables.Adapter(PeftModels.Default.GetPeftModel(model, new LoraConfig { R = 2, TaskType = TaskType.SequenceClassification }));
     }
 

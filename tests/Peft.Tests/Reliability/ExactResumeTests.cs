@@ -1,6 +1,7 @@
 using Peft.Methods.Lora;
 using Peft.Modeling;
 using Peft.Tests.Checkpoints;
+using Peft.Tests.Training;
 using Peft.Training;
 using TorchSharp;
 
@@ -12,32 +13,12 @@ namespace Peft.Tests.Reliability;
 /// </summary>
 public class ExactResumeTests
 {
-    private static readonly string Gpt2SeqCls = Fixtures.Path("models", "gpt2-seqcls");
+    private static List<(long[] Ids, long Label)> Data() => TokenSevenTask.Data(40, seed: 11);
 
-    private static List<(long[] Ids, long Label)> Data()
-    {
-        var random = new Random(11);
-        return Enumerable.Range(0, 40).Select(_ =>
-        {
-            var ids = Enumerable.Range(0, 8).Select(_ => (long)random.Next(1, 128)).ToArray();
-            return (ids, ids.Contains(7) ? 1L : 0L);
-        }).ToList();
-    }
-
-    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => new()
-    {
-        InputIds = torch.tensor(batch.SelectMany(b => b.Ids).ToArray(), [batch.Count, 8]),
-        Labels = torch.tensor(batch.Select(b => b.Label).ToArray()),
-    };
+    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => TokenSevenTask.Collate(batch);
 
     /// <summary>LoRA with dropout 0.1 (and GPT-2's own dropouts), so every step draws random masks.</summary>
-    private static ITrainable Fresh(int seed = 1234)
-    {
-        torch.manual_seed(seed);
-        var model = PeftModels.Default.LoadPretrained(Gpt2SeqCls, TaskType.SequenceClassification);
-        return Trainables.Adapter(PeftModels.Default.GetPeftModel(model,
-            new LoraConfig { R = 4, LoraAlpha = 8, LoraDropout = 0.1, TaskType = TaskType.SequenceClassification, ModulesToSave = ["score"] }));
-    }
+    private static ITrainable Fresh(int seed = 1234) => Trainables.Adapter(TokenSevenTask.FreshLora(seed, loraDropout: 0.1));
 
     private static TrainingOptions Options(string output) => new()
     {

@@ -2,8 +2,10 @@ using Peft.Checkpoints;
 using Peft.Methods.Lora;
 using Peft.Modeling;
 using Peft.Tests.Checkpoints;
+using Peft.Tests.Training;
 using Peft.Training;
 using TorchSharp;
+using static Peft.Tests.Training.TokenSevenTask;
 using static TorchSharp.torch;
 
 namespace Peft.Tests.Reliability;
@@ -11,31 +13,7 @@ namespace Peft.Tests.Reliability;
 /// <summary>NaN and infinity never reach the weights: training stops naming the step, or skips it when asked.</summary>
 public class NonFiniteTrainingTests
 {
-    private static readonly string Gpt2SeqCls = Fixtures.Path("models", "gpt2-seqcls");
-
-    private static List<(long[] Ids, long Label)> Data(int count)
-    {
-        var random = new Random(5);
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            var ids = Enumerable.Range(0, 8).Select(_ => (long)random.Next(1, 128)).ToArray();
-            return (ids, ids.Contains(7) ? 1L : 0L);
-        }).ToList();
-    }
-
-    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => new()
-    {
-        InputIds = torch.tensor(batch.SelectMany(b => b.Ids).ToArray(), [batch.Count, 8]),
-        AttentionMask = torch.ones(batch.Count, 8, torch.int64),
-        Labels = torch.tensor(batch.Select(b => b.Label).ToArray()),
-    };
-
-    private static PeftModel FreshLora()
-    {
-        torch.manual_seed(1234);
-        var model = PeftModels.Default.LoadPretrained(Gpt2SeqCls, TaskType.SequenceClassification);
-        return PeftModels.Default.GetPeftModel(model, new LoraConfig { R = 4, LoraAlpha = 8, TaskType = TaskType.SequenceClassification, ModulesToSave = ["score"] });
-    }
+    private static List<(long[] Ids, long Label)> Data(int count) => TokenSevenTask.Data(count, seed: 5);
 
     /// <summary>Every tensor of every safetensors file under <paramref name="directory"/> is finite; returns how many adapters there are.</summary>
     private static int AssertAllFinite(string directory)

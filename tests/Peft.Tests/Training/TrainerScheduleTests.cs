@@ -4,13 +4,13 @@ using Peft.Modeling;
 using Peft.Tests.Checkpoints;
 using Peft.Training;
 using TorchSharp;
+using static Peft.Tests.Training.TokenSevenTask;
 
 namespace Peft.Tests.Training;
 
 /// <summary>Schedules, step-wise evaluation and saving, save_total_limit, early stopping, callbacks, TrainAsync, DI, DeleteAdapter.</summary>
 public class TrainerScheduleTests
 {
-    private static readonly string Gpt2SeqCls = Fixtures.Path("models", "gpt2-seqcls");
 
     private static List<ClassificationExample> Data(int count, int seed)
     {
@@ -20,13 +20,6 @@ public class TrainerScheduleTests
             var ids = Enumerable.Range(0, 8).Select(_ => random.Next(1, 128)).ToArray();
             return new ClassificationExample(ids, ids.Contains(7) ? 1 : 0);
         }).ToList();
-    }
-
-    private static PeftModel FreshLora()
-    {
-        torch.manual_seed(1234);
-        var model = PeftModels.Default.LoadPretrained(Gpt2SeqCls, TaskType.SequenceClassification);
-        return PeftModels.Default.GetPeftModel(model, new LoraConfig { R = 4, LoraAlpha = 8, TaskType = TaskType.SequenceClassification, ModulesToSave = ["score"] });
     }
 
     private sealed class Recorder : ITrainerCallback

@@ -3,38 +3,12 @@ using Peft.Modeling;
 using Peft.Tests.Checkpoints;
 using Peft.Training;
 using TorchSharp;
+using static Peft.Tests.Training.TokenSevenTask;
 
 namespace Peft.Tests.Training;
 
 public class TrainerTests
 {
-    private static readonly string Gpt2SeqCls = Fixtures.Path("models", "gpt2-seqcls");
-
-    /// <summary>Sequences whose label is whether token 7 occurs: learnable, and deterministic.</summary>
-    private static List<(long[] Ids, long Label)> Data(int count, int seed)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            var ids = Enumerable.Range(0, 8).Select(_ => (long)random.Next(1, 128)).ToArray();
-            return (ids, ids.Contains(7) ? 1L : 0L);
-        }).ToList();
-    }
-
-    private static ModelInputs Collate(IReadOnlyList<(long[] Ids, long Label)> batch) => new()
-    {
-        InputIds = torch.tensor(batch.SelectMany(b => b.Ids).ToArray(), [batch.Count, 8]),
-        AttentionMask = torch.ones(batch.Count, 8, torch.int64),
-        Labels = torch.tensor(batch.Select(b => b.Label).ToArray()),
-    };
-
-    private static PeftModel FreshLora()
-    {
-        torch.manual_seed(1234);
-        var model = PeftModels.Default.LoadPretrained(Gpt2SeqCls, TaskType.SequenceClassification);
-        return PeftModels.Default.GetPeftModel(model, new LoraConfig { R = 4, LoraAlpha = 8, TaskType = TaskType.SequenceClassification, ModulesToSave = ["score"] });
-    }
-
     [Fact]
     public void ResumedRunContinuesTheSameLossCurve()
     {
