@@ -105,6 +105,23 @@ public record ModelConfig
     protected virtual IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() => [];
 
     /// <summary>
+    /// The sizes under transformers' common key names (<c>vocab_size</c>, <c>hidden_size</c>, <c>num_hidden_layers</c>,
+    /// <c>num_attention_heads</c>, <c>intermediate_size</c>), for the architectures whose config.json uses them.
+    /// </summary>
+    protected static ConfigSize[] CommonSizes(long vocabSize, long hiddenSize, long layers, long heads, long intermediateSize) =>
+    [
+        new("vocab_size", vocabSize, SizeBound.TensorDimension),
+        new("hidden_size", hiddenSize, SizeBound.TensorDimension),
+        new("num_hidden_layers", layers, SizeBound.LayerCount),
+        new("num_attention_heads", heads),
+        new("intermediate_size", intermediateSize, SizeBound.TensorDimension),
+    ];
+
+    /// <summary><c>num_attention_heads</c> dividing <c>hidden_size</c>, under those key names.</summary>
+    protected static (ConfigSize Heads, ConfigSize Size)[] CommonHeadDivision(long heads, long hiddenSize) =>
+        [(new("num_attention_heads", heads), new("hidden_size", hiddenSize))];
+
+    /// <summary>
     /// Refuses sizes the checkpoint cannot back (a vocabulary larger than any tensor, more layers than the tensor names
     /// number), from the headers alone, before the model is built: the loader calls it.
     /// </summary>

@@ -43,20 +43,10 @@ public sealed record ClipTextConfig : ModelConfig
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
     /// <inheritdoc />
-    protected override IEnumerable<ConfigSize> DeclaredSizes() =>
-    [
-        new("vocab_size", VocabSize, SizeBound.TensorDimension),
-        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
-        new("num_hidden_layers", NumHiddenLayers, SizeBound.LayerCount),
-        new("num_attention_heads", NumAttentionHeads),
-        new("intermediate_size", IntermediateSize, SizeBound.TensorDimension),
-    ];
+    protected override IEnumerable<ConfigSize> DeclaredSizes() => CommonSizes(VocabSize, HiddenSize, NumHiddenLayers, NumAttentionHeads, IntermediateSize);
 
     /// <inheritdoc />
-    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
-    [
-        (new("num_attention_heads", NumAttentionHeads), new("hidden_size", HiddenSize)),
-    ];
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() => CommonHeadDivision(NumAttentionHeads, HiddenSize);
 
     /// <inheritdoc />
     public override void Validate(string source)

@@ -119,19 +119,12 @@ public record DebertaConfig : ModelConfig
     /// <inheritdoc />
     protected override IEnumerable<ConfigSize> DeclaredSizes() =>
     [
-        new("vocab_size", VocabSize, SizeBound.TensorDimension),
-        new("hidden_size", HiddenSize, SizeBound.TensorDimension),
-        new("num_hidden_layers", NumHiddenLayers, SizeBound.LayerCount),
-        new("num_attention_heads", NumAttentionHeads),
-        new("intermediate_size", IntermediateSize, SizeBound.TensorDimension),
+        .. CommonSizes(VocabSize, HiddenSize, NumHiddenLayers, NumAttentionHeads, IntermediateSize),
         .. (EmbeddingSizeValue is { } value ? new ConfigSize[] { new("embedding_size", value, SizeBound.TensorDimension) } : []),
     ];
 
     /// <inheritdoc />
-    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
-    [
-        (new("num_attention_heads", NumAttentionHeads), new("hidden_size", HiddenSize)),
-    ];
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() => CommonHeadDivision(NumAttentionHeads, HiddenSize);
 
     /// <inheritdoc />
     public override void Validate(string source)

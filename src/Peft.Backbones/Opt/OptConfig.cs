@@ -84,10 +84,7 @@ public sealed record OptConfig : ModelConfig
     ];
 
     /// <inheritdoc />
-    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() =>
-    [
-        (new("num_attention_heads", NumAttentionHeads), new("hidden_size", HiddenSize)),
-    ];
+    protected override IEnumerable<(ConfigSize Heads, ConfigSize Size)> HeadDivisions() => CommonHeadDivision(NumAttentionHeads, HiddenSize);
 
     /// <inheritdoc />
     public override void Validate(string source)
