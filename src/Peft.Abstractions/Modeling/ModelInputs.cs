@@ -38,6 +38,12 @@ public sealed record ModelInputs
     /// <summary>Images, (batch, channels, height, width), for vision models.</summary>
     public Tensor? PixelValues { get; init; }
 
+    /// <summary><see cref="PixelValues"/>, which a vision model cannot do without.</summary>
+    /// <param name="model">The model asking ("ViT"), for the message.</param>
+    /// <exception cref="ArgumentException">No pixel values were given.</exception>
+    public Tensor RequirePixelValues(string model) =>
+        PixelValues ?? throw new ArgumentException($"{model} needs pixel_values (batch, channels, height, width).");
+
     /// <summary>Diffusion timesteps, (batch) or a scalar for the whole batch, for denoising models (diffusers' UNet).</summary>
     public Tensor? Timestep { get; init; }
 

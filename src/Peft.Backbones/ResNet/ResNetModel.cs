@@ -108,10 +108,6 @@ public abstract class ResNetPreTrainedModel : PreTrainedModel
 
     /// <inheritdoc />
     public override string BaseModelPrefix => NetworkName;
-
-    /// <summary>The pixels of <paramref name="inputs"/>, which a vision model cannot do without.</summary>
-    protected static Tensor Pixels(ModelInputs inputs) =>
-        inputs.PixelValues ?? throw new ArgumentException("ResNet needs pixel_values (batch, channels, height, width).");
 }
 
 /// <summary>ResNet classifying an image from its pooled last-stage features.</summary>
@@ -131,7 +127,7 @@ public sealed partial class ResNetForImageClassification : ResNetPreTrainedModel
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var logits = classifier.call(Network.call(Pixels(inputs)));
+        var logits = classifier.call(Network.call(inputs.RequirePixelValues("ResNet")));
         var loss = inputs.Labels is null ? null : Losses.SequenceClassification(logits, inputs.Labels, Config.NumLabels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
     }
@@ -147,5 +143,5 @@ public sealed class ResNetForFeatureExtraction : ResNetPreTrainedModel
     }
 
     /// <inheritdoc />
-    public override ModelOutputs forward(ModelInputs inputs) => new() { Logits = Network.call(Pixels(inputs)) };
+    public override ModelOutputs forward(ModelInputs inputs) => new() { Logits = Network.call(inputs.RequirePixelValues("ResNet")) };
 }

@@ -158,7 +158,7 @@ public abstract class SegformerPreTrainedModel : PreTrainedModel
 
     /// <summary>The encoder's maps for <paramref name="inputs"/>' pixels.</summary>
     protected IReadOnlyList<Tensor> Encode(ModelInputs inputs) =>
-        Encoder.forward(inputs.PixelValues ?? throw new ArgumentException("SegFormer needs pixel_values (batch, channels, height, width)."));
+        Encoder.forward(inputs.RequirePixelValues("SegFormer"));
 }
 
 /// <summary>SegFormer labelling every pixel through the all-MLP decode head (logits at a quarter of the input's size).</summary>

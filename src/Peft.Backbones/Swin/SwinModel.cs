@@ -219,7 +219,7 @@ public sealed partial class SwinForImageClassification : PreTrainedModel
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var pixels = inputs.PixelValues ?? throw new ArgumentException("Swin needs pixel_values (batch, channels, height, width).");
+        var pixels = inputs.RequirePixelValues("Swin");
         var logits = classifier.call(Encoder.call(pixels));
         var loss = inputs.Labels is null ? null : Losses.SequenceClassification(logits, inputs.Labels, Config.NumLabels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };

@@ -60,10 +60,6 @@ public abstract class ViTPreTrainedModel : PreTrainedModel
 
     /// <inheritdoc />
     public override ModuleRenames ClassicNames => ViTArchitecture.ClassicNames;
-
-    /// <summary>The pixels of <paramref name="inputs"/>, which a vision model cannot do without.</summary>
-    protected static Tensor Pixels(ModelInputs inputs) =>
-        inputs.PixelValues ?? throw new ArgumentException("ViT needs pixel_values (batch, channels, height, width).");
 }
 
 /// <summary>ViT classifying an image from its [CLS] token.</summary>
@@ -83,7 +79,7 @@ public sealed partial class ViTForImageClassification : ViTPreTrainedModel
     public override ModelOutputs forward(ModelInputs inputs)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = Encoder.call(Pixels(inputs));
+        var hidden = Encoder.call(inputs.RequirePixelValues("ViT"));
         var logits = classifier.call(hidden[.., 0]);
         var loss = inputs.Labels is null ? null : Losses.SequenceClassification(logits, inputs.Labels, Config.NumLabels);
         return new ModelOutputs { Logits = logits.MoveToOuterDisposeScope(), Loss = loss?.MoveToOuterDisposeScope() };
@@ -100,5 +96,5 @@ public sealed class ViTForFeatureExtraction : ViTPreTrainedModel
     }
 
     /// <inheritdoc />
-    public override ModelOutputs forward(ModelInputs inputs) => new() { Logits = Encoder.call(Pixels(inputs)) };
+    public override ModelOutputs forward(ModelInputs inputs) => new() { Logits = Encoder.call(inputs.RequirePixelValues("ViT")) };
 }
