@@ -67,7 +67,7 @@ passed=0; failed=0
 for snippet in snippet*.cs.txt; do
   cp "$snippet" Program.cs
   if out=$(dotnet run -c Release --nologo 2>&1); then
-    passed=$((passed + 1)); echo "consumer: PASS ${snippet%.cs.txt}"
+    passed=$((passed + 1)); echo "consumer: PASS ${snippet%.cs.txt}: $(echo "$out" | tail -1)"
   else
     failed=$((failed + 1)); echo "consumer: FAIL ${snippet%.cs.txt}"; echo "$out" | tail -30
   fi
