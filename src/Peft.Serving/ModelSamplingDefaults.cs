@@ -11,7 +11,9 @@ namespace Peft.Serving;
 /// <param name="TopP">The file's top_p, or null.</param>
 /// <param name="TopK">The file's top_k, or null.</param>
 /// <param name="EosTokenIds">The file's eos_token_id (one or several), or null for config.json's.</param>
-public sealed record ModelSamplingDefaults(double? Temperature = null, double? TopP = null, int? TopK = null, IReadOnlyList<long>? EosTokenIds = null)
+/// <param name="MaxNewTokens">The file's max_new_tokens, or null (the server's default then applies; its limit always does).</param>
+public sealed record ModelSamplingDefaults(double? Temperature = null, double? TopP = null, int? TopK = null, IReadOnlyList<long>? EosTokenIds = null,
+    int? MaxNewTokens = null)
 {
     /// <summary>No file: OpenAI's defaults, config.json's end-of-sequence id.</summary>
     public static ModelSamplingDefaults None { get; } = new();
@@ -30,6 +32,7 @@ public sealed record ModelSamplingDefaults(double? Temperature = null, double? T
             Has("temperature") ? values.Temperature : null,
             Has("top_p") ? values.TopP : null,
             Has("top_k") ? values.TopK : null,
-            values.EosTokenIds);
+            values.EosTokenIds,
+            Has("max_new_tokens") ? values.MaxNewTokens : null);
     }
 }

@@ -26,7 +26,7 @@ public sealed record ServingLimits
 /// generation_config.json value when the file has one (<see cref="ModelSamplingDefaults"/>), else OpenAI's default
 /// (temperature 1, top_p 1, no top-k).
 /// </summary>
-/// <param name="MaxTokens">New tokens at most; null takes <see cref="ServingLimits.DefaultMaxNewTokens"/>.</param>
+/// <param name="MaxTokens">New tokens at most; null takes generation_config.json's max_new_tokens, else <see cref="ServingLimits.DefaultMaxNewTokens"/> (within <see cref="ServingLimits.MaxNewTokens"/>).</param>
 /// <param name="Temperature">0 for greedy, else the sampling temperature.</param>
 /// <param name="TopP">Nucleus mass, (0, 1].</param>
 /// <param name="TopK">Keep the k most likely tokens (0: all).</param>
@@ -104,7 +104,7 @@ public sealed class TextGeneration(GenerationScheduler scheduler, PretrainedToke
 
     private GenerationOptions Options(Sampling sampling)
     {
-        var maxTokens = sampling.MaxTokens ?? limits.DefaultMaxNewTokens;
+        var maxTokens = sampling.MaxTokens ?? Math.Min(_defaults.MaxNewTokens ?? limits.DefaultMaxNewTokens, limits.MaxNewTokens);
         if (maxTokens < 1 || maxTokens > limits.MaxNewTokens) throw new InvalidRequestException($"max_tokens must be 1 to {limits.MaxNewTokens}, got {maxTokens}.", "max_tokens");
         var temperature = sampling.Temperature ?? _defaults.Temperature ?? 1.0;
         if (temperature is < 0 or > 2) throw new InvalidRequestException($"temperature must be 0 to 2, got {temperature}.", "temperature");

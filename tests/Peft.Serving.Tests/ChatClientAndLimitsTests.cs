@@ -141,9 +141,10 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
         var ids = text.Tokenizer.Encode("Once upon a time");
         var greedy = fixture.Expected("a1", ids, 6);
         // The model's file says temperature 0: a request naming none decodes greedily, one naming 1.5 samples.
-        var fromFile = new TextGeneration(text.Scheduler, text.Tokenizer, text.ChatTemplate, text.Limits, new ModelSamplingDefaults(Temperature: 0));
-        var taken = await (await fromFile.StartAsync("a1", "Once upon a time", new Sampling(MaxTokens: 6))).CompleteAsync();
+        var fromFile = new TextGeneration(text.Scheduler, text.Tokenizer, text.ChatTemplate, text.Limits, new ModelSamplingDefaults(Temperature: 0, MaxNewTokens: 6));
+        var taken = await (await fromFile.StartAsync("a1", "Once upon a time", new Sampling())).CompleteAsync();
         Assert.Equal(greedy, taken.Text);
+        Assert.Equal(6, taken.CompletionTokens);
         var sampled = new List<string>();
         for (long seed = 0; seed < 4; seed++)
         {
@@ -159,8 +160,8 @@ public sealed class ChatClientAndLimitsTests(ServingFixture fixture) : IClassFix
         try
         {
             Assert.Same(ModelSamplingDefaults.None, ModelSamplingDefaults.FromDirectory(directory));
-            File.WriteAllText(Path.Combine(directory, "generation_config.json"), """{"do_sample": true, "temperature": 0.6, "top_p": 0.9, "eos_token_id": [128001, 128009]}""");
-            Assert.Equal(new ModelSamplingDefaults(0.6, 0.9, null, null), ModelSamplingDefaults.FromDirectory(directory) with { EosTokenIds = null });
+            File.WriteAllText(Path.Combine(directory, "generation_config.json"), """{"do_sample": true, "temperature": 0.6, "top_p": 0.9, "eos_token_id": [128001, 128009], "max_new_tokens": 100}""");
+            Assert.Equal(new ModelSamplingDefaults(0.6, 0.9, null, null, 100), ModelSamplingDefaults.FromDirectory(directory) with { EosTokenIds = null });
             Assert.Equal([128001L, 128009L], ModelSamplingDefaults.FromDirectory(directory).EosTokenIds);
             File.WriteAllText(Path.Combine(directory, "generation_config.json"), """{"top_k": "many"}""");
             var error = Assert.Throws<InvalidDataException>(() => ModelSamplingDefaults.FromDirectory(directory));
