@@ -308,9 +308,35 @@ public sealed partial class PeftModel : nn.Module<ModelInputs, ModelOutputs>
     private void UntieBeforeMerging()
     {
         if (Model.TiedWeights.Count == 0) return;
+        RefuseMergingIntoSharedEmbeddings();
         var onTiedPair = Model.InputEmbeddings is IAdapterLayer
             || (ActiveAdapter is TunerAdapter tuner && tuner.Layers.Any(l => Model.HeadModuleNames.Contains(l.Path)));
         if (onTiedPair) Model.UntieOutputEmbeddings();
+    }
+
+    /// <summary>
+    /// An adapter on an embedding whose weight other embeddings share (T5's and BART's <c>shared</c> and the stacks'
+    /// <c>embed_tokens</c>) cannot be merged so that merged computes what adapted did: the merged weight would change
+    /// the others too (the reference merges anyway, into all of them), and a checkpoint cannot hold them apart, since
+    /// transformers ties them again on load. Heads are untied instead (above).
+    /// </summary>
+    private void RefuseMergingIntoSharedEmbeddings()
+    {
+        if (ActiveAdapter is not TunerAdapter tuner) return;
+        foreach (var (path, _) in tuner.Layers)
+        {
+            if (Model.HeadModuleNames.Contains(path)) continue;
+            var weight = path + ".weight";
+            var source = Model.TiedWeights.FirstOrDefault(t => t.Tied == weight || t.Source == weight).Source;
+            if (source is null) continue;
+            var sharers = Model.TiedWeights.Where(t => t.Source == source).Select(t => t.Tied).Append(source)
+                .Where(n => n != weight && !Model.HeadModuleNames.Any(h => n == h + ".weight")).ToList();
+            if (sharers.Count == 0) continue;
+            throw new NotSupportedException(
+                $"Adapter '{tuner.Name}' on '{path}' cannot be merged: its weight is also {string.Join(", ", sharers.Select(n => $"'{n}'"))}, "
+                + "which merging would change as well (transformers ties them, so a saved checkpoint cannot keep them apart). "
+                + "Use the adapter unmerged, or adapt these embeddings with modules_to_save.");
+        }
     }
 
     /// <summary>The base model's <see cref="PreTrainedModel.GradientCheckpointingEnable"/> (PEFT forwards it to the base model too).</summary>

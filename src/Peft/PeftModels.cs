@@ -217,7 +217,13 @@ public sealed class PeftModels(PeftRegistry registry)
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(modelDirectory, "config.json")))!.AsObject();
         // Merging into a tied embedding gave the head its own copy of the weight: the saved model is untied.
         if (model.OutputEmbeddingsUntied) config["tie_word_embeddings"] = false;
-        var weights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());
+        var state = model.state_dict();
+        // As transformers' save_pretrained: a weight still shared with its source (the same parameter) is stored once, under the source's name.
+        foreach (var (tied, source) in model.TiedWeights)
+        {
+            if (state.TryGetValue(tied, out var t) && state.TryGetValue(source, out var s) && t.Handle == s.Handle) state.Remove(tied);
+        }
+        var weights = state.ToDictionary(kv => kv.Key, kv => kv.Value.detach().contiguous());
         AtomicDirectory.Write(outputDirectory, staging =>
         {
             ModelWeights.Save(staging, weights);

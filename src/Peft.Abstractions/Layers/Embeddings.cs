@@ -24,4 +24,35 @@ public static class Embeddings
     /// <summary>The padding index <paramref name="embedding"/> was created with, if any.</summary>
     public static long? PaddingIndexOf(Embedding embedding) =>
         PaddingIndices.TryGetValue(embedding, out var box) ? box.Value : null;
+
+    /// <summary>
+    /// A second embedding module over <paramref name="source"/>'s weight, as transformers 5 ties T5's and BART's
+    /// <c>encoder.embed_tokens</c> and <c>decoder.embed_tokens</c> to <c>shared</c>: its own module (an adapter slot of
+    /// its own), the same parameter (one gradient, one optimizer entry, counted once), the same padding index. Built on
+    /// the meta device, so it allocates nothing before the weight is shared.
+    /// </summary>
+    public static Embedding Tied(Embedding source)
+    {
+        var weight = RegisteredWeight(source);
+        var tied = torch.nn.Embedding(weight.shape[0], weight.shape[1], padding_idx: PaddingIndexOf(source), device: torch.META);
+        tied.weight = weight;
+        if (PaddingIndexOf(source) is { } index) PaddingIndices.AddOrUpdate(tied, new StrongBox<long>(index));
+        return tied;
+    }
+
+    /// <summary>
+    /// The <c>weight</c> parameter object <paramref name="module"/> registered. TorchSharp's <c>weight</c> getter of a
+    /// native module returns a new handle on each call, and <c>named_parameters</c> tells parameters apart by handle:
+    /// a module tied to this very object lists the weight once (as PyTorch's <c>named_parameters</c> does), one tied
+    /// to a getter's handle lists it twice.
+    /// </summary>
+    /// <exception cref="ArgumentException">The module registered no <c>weight</c>.</exception>
+    public static TorchSharp.Modules.Parameter RegisteredWeight(torch.nn.Module module)
+    {
+        foreach (var (name, parameter) in module.named_parameters(recurse: false))
+        {
+            if (name == "weight") return parameter;
+        }
+        throw new ArgumentException($"{module.GetName()} has no weight parameter.", nameof(module));
+    }
 }

@@ -157,11 +157,51 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     }
 
     /// <summary>The weight of an embedding, looking through adapter layers to the base embedding.</summary>
-    protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => embedding switch
+    protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => BaseEmbedding(embedding).weight!;
+
+    /// <summary>The base embedding of <paramref name="embedding"/>, looking through adapter layers and modules_to_save wrappers.</summary>
+    protected static TorchSharp.Modules.Embedding BaseEmbedding(nn.Module<Tensor, Tensor> embedding) => embedding switch
     {
-        IAdapterLayer adapter => EmbeddingWeight(adapter.BaseLayer),
-        Tuners.ModulesToSaveWrapper wrapper => EmbeddingWeight(wrapper.Original), // a tied head keeps the original, as the reference's
-        TorchSharp.Modules.Embedding plain => plain.weight!,
+        IAdapterLayer adapter => BaseEmbedding(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => BaseEmbedding(wrapper.Original), // a tied head keeps the original, as the reference's
+        TorchSharp.Modules.Embedding plain => plain,
         _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
     };
+
+    /// <summary>
+    /// A bias-free Linear head whose weight is <paramref name="embedding"/>'s own parameter object (a tied head, as
+    /// transformers' <c>lm_head</c> over <c>embed_tokens.weight</c>): one parameter, listed and counted once. It reads
+    /// the base embedding's weight, never an adapter's delta on it, as the reference's tied head does.
+    /// </summary>
+    protected static TorchSharp.Modules.Linear TiedHead(nn.Module<Tensor, Tensor> embedding)
+    {
+        var weight = Layers.Embeddings.RegisteredWeight(BaseEmbedding(embedding));
+        var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, device: torch.META);
+        head.weight = weight;
+        return head;
+    }
+
+    /// <summary>
+    /// The Linear of a head, looking through an adapter layer or a modules_to_save wrapper (whose original it is); null
+    /// when the head is something else.
+    /// </summary>
+    protected static TorchSharp.Modules.Linear? HeadLinear(nn.Module<Tensor, Tensor>? head) => head switch
+    {
+        TorchSharp.Modules.Linear linear => linear,
+        IAdapterLayer adapter => HeadLinear(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => HeadLinear(wrapper.Original),
+        _ => null,
+    };
+
+    /// <summary>Gives a tied head's Linear a frozen copy of the weight it shares (see <see cref="UntieOutputEmbeddings"/>).</summary>
+    protected void Untie(TorchSharp.Modules.Linear head)
+    {
+        // TorchSharp's Linear disposes the parameter object its weight setter replaces, and here that object is the
+        // embeddings' too: they are handed one fresh handle on the same tensor first (an Embedding's setter disposes nothing).
+        var shared = Layers.Embeddings.RegisteredWeight(head);
+        var sharers = modules().OfType<TorchSharp.Modules.Embedding>().Where(e => Layers.Embeddings.RegisteredWeight(e).Handle == shared.Handle).ToList();
+        var handle = sharers.Count > 0 ? sharers[0].weight! : null;
+        using (torch.no_grad()) head.weight = new TorchSharp.Modules.Parameter(shared.detach().clone(), requires_grad: false);
+        foreach (var embedding in sharers) embedding.weight = handle!;
+    }
 }

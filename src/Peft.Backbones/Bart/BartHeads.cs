@@ -19,18 +19,21 @@ namespace Peft.Backbones.Bart;
 /// layer (prefix tuning's prefixes or the generation cache); decoder positions continue after its length.
 /// <see cref="ModelInputs.CrossAttentionCache"/> holds the projected encoder keys/values. The encoder takes no prefixes.
 /// </remarks>
-public sealed class BartForConditionalGeneration : PreTrainedModel
+[TargetModules("lm_head")]
+public sealed partial class BartForConditionalGeneration : PreTrainedModel
 {
     private readonly BartModel model;
-    private nn.Module<Tensor, Tensor>? lm_head;
+    private nn.Module<Tensor, Tensor> lm_head;
     private readonly Tensor final_logits_bias;
+    private bool _tied;
 
     /// <summary>A randomly initialised model.</summary>
     public BartForConditionalGeneration(BartConfig config) : base(nameof(BartForConditionalGeneration), config, TaskType.Seq2SeqLM)
     {
         Bart = config;
         model = new BartModel(config);
-        if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+        _tied = config.TieWordEmbeddings;
+        lm_head = _tied ? TiedHead(model.Shared) : nn.Linear(config.DModel, config.VocabSize, hasBias: false);
         final_logits_bias = torch.zeros(1, config.VocabSize);
         RegisterComponents();
     }
@@ -60,16 +63,23 @@ public sealed class BartForConditionalGeneration : PreTrainedModel
         new(Bart.DecoderLayers, Bart.DecoderAttentionHeads, Bart.DModel / Bart.DecoderAttentionHeads, Bart.DModel,
             IsEncoderDecoder: true, EncoderLayerCount: Bart.EncoderLayers);
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Both stacks' <c>embed_tokens</c> share <c>model.shared.weight</c> whatever the config says (transformers 5 ties
+    /// them always; <c>tie_word_embeddings</c> is about the head), and so does <c>lm_head</c> while tied.
+    /// </summary>
     public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
-        lm_head is null ? [("lm_head.weight", "model.shared.weight")] : [];
+    [
+        ("model.encoder.embed_tokens.weight", "model.shared.weight"),
+        ("model.decoder.embed_tokens.weight", "model.shared.weight"),
+        .. _tied ? [("lm_head.weight", "model.shared.weight")] : Array.Empty<(string, string)>(),
+    ];
 
     /// <inheritdoc />
     public override void UntieOutputEmbeddings()
     {
-        if (lm_head is not null) return;
-        lm_head = UntiedHead(EmbeddingWeight(model.Shared));
-        register_module("lm_head", lm_head);
+        if (!_tied) return;
+        if (HeadLinear(lm_head) is { } head) Untie(head);
+        _tied = false;
         OutputEmbeddingsUntied = true;
     }
 
@@ -106,10 +116,7 @@ public sealed class BartForConditionalGeneration : PreTrainedModel
             EncoderHidden = encoderHidden, EncoderAttentionMask = inputs.AttentionMask, Cache = cache, CrossCache = crossCache,
         });
 
-        // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
-        var logits = (lm_head is null
-            ? nn.functional.linear(hidden, EmbeddingWeight(model.Shared))
-            : lm_head.call(hidden)) + final_logits_bias;
+        var logits = lm_head.call(hidden) + final_logits_bias;
         var loss = inputs.Labels is null ? null : EncoderDecoder.Loss(logits, inputs.Labels);
         return new ModelOutputs
         {

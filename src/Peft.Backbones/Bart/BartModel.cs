@@ -8,25 +8,25 @@ namespace Peft.Backbones.Bart;
 
 /// <summary>
 /// The encoder: scaled token embeddings plus learned positions (offset 2), <c>layernorm_embedding</c>, layers.
-/// Its <c>embed_tokens</c> is the model's <c>shared</c> embedding, read through a delegate.
+/// Its <c>embed_tokens</c> is a module of its own over the model's <c>shared</c> weight, as transformers 5 ties it.
 /// </summary>
-[TargetModules("layernorm_embedding")]
+[TargetModules("embed_tokens", "layernorm_embedding")]
 public sealed partial class BartEncoder : nn.Module, IGradientCheckpointing
 {
     /// <summary>Rows the learned position tables keep before position 0 (BART's historical offset).</summary>
     public const int PositionOffset = 2;
 
+    private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly Embedding embed_positions;
     private readonly ModuleList<BartEncoderLayer> layers;
     private nn.Module<Tensor, Tensor> layernorm_embedding;
     private readonly Dropout dropout;
-    private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly double _embedScale;
 
-    /// <summary>An encoder of the config's sizes reading tokens through <paramref name="embedTokens"/>.</summary>
-    public BartEncoder(BartConfig config, Func<nn.Module<Tensor, Tensor>> embedTokens) : base(nameof(BartEncoder))
+    /// <summary>An encoder of the config's sizes whose <c>embed_tokens</c> shares <paramref name="shared"/>'s weight.</summary>
+    public BartEncoder(BartConfig config, Embedding shared) : base(nameof(BartEncoder))
     {
-        _embedTokens = embedTokens;
+        embed_tokens = Peft.Layers.Embeddings.Tied(shared);
         _embedScale = config.EmbedScale;
         embed_positions = nn.Embedding(config.MaxPositionEmbeddings + PositionOffset, config.DModel);
         layers = nn.ModuleList(Enumerable.Range(0, config.EncoderLayers).Select(_ => new BartEncoderLayer(config)).ToArray());
@@ -39,7 +39,7 @@ public sealed partial class BartEncoder : nn.Module, IGradientCheckpointing
     public Tensor forward(Tensor? inputIds, Tensor? inputsEmbeds, Tensor? attentionMask)
     {
         using var scope = torch.NewDisposeScope();
-        var embeds = inputsEmbeds ?? _embedTokens().call(inputIds ?? throw new ArgumentException("The BART encoder needs input ids or embeddings.")) * _embedScale;
+        var embeds = inputsEmbeds ?? ScaledEmbeddings.Embed(embed_tokens, inputIds ?? throw new ArgumentException("The BART encoder needs input ids or embeddings."), _embedScale);
         var positions = torch.arange(PositionOffset, PositionOffset + embeds.shape[1], ScalarType.Int64, embeds.device);
         var hidden = dropout.call(layernorm_embedding.call(embeds + embed_positions.call(positions)));
         var mask = AttentionMasks.Padding(attentionMask, hidden.dtype);
@@ -52,20 +52,20 @@ public sealed partial class BartEncoder : nn.Module, IGradientCheckpointing
 }
 
 /// <summary>The decoder: like the encoder's embeddings, then causal layers with cross-attention.</summary>
-[TargetModules("layernorm_embedding")]
+[TargetModules("embed_tokens", "layernorm_embedding")]
 public sealed partial class BartDecoder : nn.Module, IGradientCheckpointing
 {
+    private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly Embedding embed_positions;
     private readonly ModuleList<BartDecoderLayer> layers;
     private nn.Module<Tensor, Tensor> layernorm_embedding;
     private readonly Dropout dropout;
-    private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly double _embedScale;
 
-    /// <summary>A decoder of the config's sizes reading tokens through <paramref name="embedTokens"/>.</summary>
-    public BartDecoder(BartConfig config, Func<nn.Module<Tensor, Tensor>> embedTokens) : base(nameof(BartDecoder))
+    /// <summary>A decoder of the config's sizes whose <c>embed_tokens</c> shares <paramref name="shared"/>'s weight.</summary>
+    public BartDecoder(BartConfig config, Embedding shared) : base(nameof(BartDecoder))
     {
-        _embedTokens = embedTokens;
+        embed_tokens = Peft.Layers.Embeddings.Tied(shared);
         _embedScale = config.EmbedScale;
         embed_positions = nn.Embedding(config.MaxPositionEmbeddings + BartEncoder.PositionOffset, config.DModel);
         layers = nn.ModuleList(Enumerable.Range(0, config.DecoderLayers).Select(_ => new BartDecoderLayer(config)).ToArray());
@@ -90,7 +90,7 @@ public sealed partial class BartDecoder : nn.Module, IGradientCheckpointing
         {
             throw new ArgumentException($"The key/value cache has {cache.LayerCount} layers; the BART decoder has {layers.Count}.");
         }
-        var embeds = inputs.InputsEmbeds ?? _embedTokens().call(inputs.InputIds ?? throw new ArgumentException("The BART decoder needs input ids or embeddings.")) * _embedScale;
+        var embeds = inputs.InputsEmbeds ?? ScaledEmbeddings.Embed(embed_tokens, inputs.InputIds ?? throw new ArgumentException("The BART decoder needs input ids or embeddings."), _embedScale);
         var (batch, length) = (embeds.shape[0], embeds.shape[1]);
         var past = cache?.Length ?? 0;
         var positions = torch.arange(past + BartEncoder.PositionOffset, past + BartEncoder.PositionOffset + length, ScalarType.Int64, embeds.device);
@@ -108,7 +108,7 @@ public sealed partial class BartDecoder : nn.Module, IGradientCheckpointing
     }
 }
 
-/// <summary>The bare model (<c>model</c> in the heads): the shared embedding, encoder and decoder.</summary>
+/// <summary>The bare model (<c>model</c> in the heads): the shared embedding, and the encoder and decoder, whose own embeddings share its weight.</summary>
 [TargetModules("shared")]
 public sealed partial class BartModel : nn.Module
 {
@@ -120,16 +120,17 @@ public sealed partial class BartModel : nn.Module
     public BartModel(BartConfig config) : base(nameof(BartModel))
     {
         Config = config;
-        shared = Peft.Layers.Embeddings.Create(config.VocabSize, config.DModel, config.PadTokenId);
-        encoder = new BartEncoder(config, () => shared);
-        decoder = new BartDecoder(config, () => shared);
+        var embedding = Peft.Layers.Embeddings.Create(config.VocabSize, config.DModel, config.PadTokenId);
+        shared = embedding;
+        encoder = new BartEncoder(config, embedding);
+        decoder = new BartDecoder(config, embedding);
         RegisterComponents();
     }
 
     /// <summary>The config the model was built from.</summary>
     public BartConfig Config { get; }
 
-    /// <summary>The token embedding of both stacks (possibly wrapped by an adapter).</summary>
+    /// <summary>The token embedding whose weight both stacks' <c>embed_tokens</c> share (possibly wrapped by an adapter, which the stacks do not see).</summary>
     public nn.Module<Tensor, Tensor> Shared => shared;
 
     /// <summary>The encoder.</summary>

@@ -130,7 +130,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         if (facts.LMHeadBias)
         {
             var head = nn.Linear(facts.HeadInputSize, config.VocabSize);
-            if (_tied) head.weight = (Parameter)EmbeddingWeight(stack.TokenEmbedding);
+            if (_tied) head.weight = Layers.Embeddings.RegisteredWeight(BaseEmbedding(stack.TokenEmbedding));
             register_module(facts.LMHeadName, head);
         }
         else if (!_tied)
@@ -153,7 +153,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         if (name != Facts.LMHeadName) throw new ArgumentException($"{GetName()} has no adapter slot '{name}'.", nameof(name));
         if (Head is { } head) return head;
         // Tied and bias-free: a Linear over the embedding's own weight parameter (no copy, no registration yet).
-        _tiedHead ??= TiedLinear((Parameter)EmbeddingWeight(InputEmbeddings));
+        _tiedHead ??= TiedHead(InputEmbeddings);
         return _tiedHead;
     }
 
@@ -170,22 +170,6 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
 
     private nn.Module<Tensor, Tensor>? _tiedHead;
 
-    /// <summary>The head's Linear, looking through an adapter layer or a modules_to_save wrapper.</summary>
-    private static Linear? HeadLinear(nn.Module<Tensor, Tensor>? head) => head switch
-    {
-        Linear linear => linear,
-        IAdapterLayer adapter => HeadLinear(adapter.BaseLayer),
-        Tuners.ModulesToSaveWrapper wrapper => HeadLinear(wrapper.Original),
-        _ => null,
-    };
-
-    private static Linear TiedLinear(Parameter weight)
-    {
-        var head = nn.Linear(1, 1, hasBias: false, dtype: weight.dtype, device: weight.device);
-        head.weight = weight;
-        return head;
-    }
-
     /// <inheritdoc />
     public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
         _tied ? [($"{Facts.LMHeadName}.weight", Facts.TiedSource)] : [];
@@ -199,7 +183,7 @@ public sealed class DecoderForCausalLM : DecoderPreTrainedModel, IModuleSlots
         if (HeadLinear(Head) is { } linear)
         {
             // A biased head, or a tied head an adapter wraps: its own copy of the shared weight.
-            linear.weight = new Parameter(weight.detach().clone(), requires_grad: false);
+            Untie(linear);
         }
         else
         {

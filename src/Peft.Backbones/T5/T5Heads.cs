@@ -7,8 +7,9 @@ using static TorchSharp.torch;
 namespace Peft.Backbones.T5;
 
 /// <summary>
-/// The encoder-decoder with its language-model head. <c>shared</c> embeds the tokens of both stacks; the head
-/// reads the same weight unless the config unties it (then <c>lm_head</c> is its own layer). T5 multiplies the
+/// The encoder-decoder with its language-model head. Both stacks embed tokens with <c>shared</c>'s weight; so does
+/// <c>lm_head</c> unless the config unties it (a tied head reads the base weight, never an adapter's delta on it,
+/// as the reference's does). T5 multiplies the
 /// decoder output by d_model^-0.5 before the head when <see cref="T5Config.ScaleDecoderOutputs"/>; mT5 never does.
 /// </summary>
 /// <remarks>
@@ -21,23 +22,26 @@ namespace Peft.Backbones.T5;
 /// self-attention keys/values (prefix tuning's prefixes, or the generation cache), one entry per decoder layer;
 /// <see cref="ModelInputs.CrossAttentionCache"/> the projected encoder keys/values. The encoder takes no prefixes.
 /// </remarks>
-[TargetModules("shared")]
+[TargetModules("shared", "lm_head")]
 public sealed partial class T5ForConditionalGeneration : PreTrainedModel
 {
     private nn.Module<Tensor, Tensor> shared;
     private readonly T5Stack encoder;
     private readonly T5Stack decoder;
-    private nn.Module<Tensor, Tensor>? lm_head;
+    private nn.Module<Tensor, Tensor> lm_head;
+    private bool _tied;
 
     /// <summary>A randomly initialised model.</summary>
     public T5ForConditionalGeneration(T5Config config)
         : base(config.IsMT5 ? "MT5ForConditionalGeneration" : "T5ForConditionalGeneration", config, TaskType.Seq2SeqLM)
     {
         T5 = config;
-        shared = nn.Embedding(config.VocabSize, config.DModel);
-        encoder = new T5Stack(config, isDecoder: false, () => shared);
-        decoder = new T5Stack(config, isDecoder: true, () => shared);
-        if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+        var embedding = nn.Embedding(config.VocabSize, config.DModel);
+        shared = embedding;
+        encoder = new T5Stack(config, isDecoder: false, embedding);
+        decoder = new T5Stack(config, isDecoder: true, embedding);
+        _tied = config.TieWordEmbeddings;
+        lm_head = _tied ? TiedHead(embedding) : nn.Linear(config.DModel, config.VocabSize, hasBias: false);
         RegisterComponents();
     }
 
@@ -58,16 +62,23 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
     public override PromptLayout PromptLayout =>
         new(T5.DecoderLayers, T5.NumHeads, T5.DKv, T5.DModel, IsEncoderDecoder: true, EncoderLayerCount: T5.NumLayers);
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Both stacks' <c>embed_tokens</c> share <c>shared.weight</c> whatever the config says (transformers 5 ties them
+    /// always; <c>tie_word_embeddings</c> is about the head), and so does <c>lm_head</c> while tied.
+    /// </summary>
     public override IReadOnlyList<(string Tied, string Source)> TiedWeights =>
-        lm_head is null ? [("lm_head.weight", "shared.weight")] : [];
+    [
+        ("encoder.embed_tokens.weight", "shared.weight"),
+        ("decoder.embed_tokens.weight", "shared.weight"),
+        .. _tied ? [("lm_head.weight", "shared.weight")] : Array.Empty<(string, string)>(),
+    ];
 
     /// <inheritdoc />
     public override void UntieOutputEmbeddings()
     {
-        if (lm_head is not null) return;
-        lm_head = UntiedHead(EmbeddingWeight(shared));
-        register_module("lm_head", lm_head);
+        if (!_tied) return;
+        if (HeadLinear(lm_head) is { } head) Untie(head);
+        _tied = false;
         OutputEmbeddingsUntied = true;
     }
 
@@ -100,10 +111,7 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
         });
 
         if (T5.ScaleDecoderOutputs) hidden = hidden * Math.Pow(T5.DModel, -0.5);
-        // Tied: the head reads the base embedding's weight, never an adapter's delta on it (as the reference does).
-        var logits = lm_head is null
-            ? nn.functional.linear(hidden, EmbeddingWeight(shared))
-            : lm_head.call(hidden);
+        var logits = lm_head.call(hidden);
         var loss = inputs.Labels is null ? null : EncoderDecoder.Loss(logits, inputs.Labels);
         return new ModelOutputs
         {

@@ -132,27 +132,27 @@ public sealed class T5Block : nn.Module
 }
 
 /// <summary>
-/// The encoder or the decoder (transformers' <c>T5Stack</c>). Its <c>embed_tokens</c> is the model's
-/// <c>shared</c> embedding, read through a delegate so that one module (and one weight) serves both stacks
-/// and the checkpoint's single <c>shared.weight</c> loads it.
+/// The encoder or the decoder (transformers' <c>T5Stack</c>). Its <c>embed_tokens</c> is a module of its own over
+/// the model's <c>shared</c> weight, as transformers 5 ties it: LoRA or modules_to_save on <c>embed_tokens</c> adapts
+/// each stack's embedding separately, and the checkpoint's single <c>shared.weight</c> loads all three.
 /// </summary>
-[TargetModules("final_layer_norm")]
+[TargetModules("embed_tokens", "final_layer_norm")]
 public sealed partial class T5Stack : nn.Module, IGradientCheckpointing
 {
+    private nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<T5Block> block;
     private nn.Module<Tensor, Tensor> final_layer_norm;
     private readonly Dropout dropout;
-    private readonly Func<nn.Module<Tensor, Tensor>> _embedTokens;
     private readonly bool _isDecoder;
 
     /// <summary>A stack of the config's sizes.</summary>
     /// <param name="config">The model config.</param>
     /// <param name="isDecoder">Decoder: causal self-attention and cross-attention.</param>
-    /// <param name="embedTokens">The shared token embedding (possibly wrapped by an adapter).</param>
-    public T5Stack(T5Config config, bool isDecoder, Func<nn.Module<Tensor, Tensor>> embedTokens) : base(nameof(T5Stack))
+    /// <param name="shared">The model's token embedding, whose weight this stack's <c>embed_tokens</c> shares.</param>
+    public T5Stack(T5Config config, bool isDecoder, Embedding shared) : base(nameof(T5Stack))
     {
         _isDecoder = isDecoder;
-        _embedTokens = embedTokens;
+        embed_tokens = Peft.Layers.Embeddings.Tied(shared);
         var count = isDecoder ? config.DecoderLayers : config.NumLayers;
         block = nn.ModuleList(Enumerable.Range(0, count).Select(i => new T5Block(config, isDecoder, hasRelativeAttentionBias: i == 0)).ToArray());
         final_layer_norm = new T5LayerNorm(config.DModel, config.LayerNormEpsilon);
@@ -171,7 +171,7 @@ public sealed partial class T5Stack : nn.Module, IGradientCheckpointing
     {
         using var scope = torch.NewDisposeScope();
         var (cache, crossCache) = (inputs.Cache, inputs.CrossCache);
-        var embeds = inputs.InputsEmbeds ?? _embedTokens().call(inputs.InputIds ?? throw new ArgumentException($"The T5 {(_isDecoder ? "decoder" : "encoder")} needs input ids or embeddings."));
+        var embeds = inputs.InputsEmbeds ?? embed_tokens.call(inputs.InputIds ?? throw new ArgumentException($"The T5 {(_isDecoder ? "decoder" : "encoder")} needs input ids or embeddings."));
         var (batch, length) = (embeds.shape[0], embeds.shape[1]);
         if (cache is not null && cache.LayerCount < block.Count)
         {

@@ -125,9 +125,9 @@ internal static class CheckpointLoader
         QuantizedLoading.Load(quantizedPlan, checkpoint, dtype, device);
         foreach (var (t, source) in tied)
         {
-            // Another handle on the same tensor, as the model's own tying makes (state_dict then lists both names).
-            var value = loaded[source];
-            Assign(t, source.IsParameter ? new Parameter(value.alias(), value.requires_grad) : value.alias());
+            // The very parameter object, as the model's own tying makes: state_dict lists both names, named_parameters
+            // (which tells parameters apart by handle) one, and a gradient and an optimizer step reach it once.
+            Assign(t, loaded[source]);
         }
         // Only now: a meta tensor may be held by more than one module until every slot is reassigned.
         foreach (var slot in all.Where(s => !(s.Owner is Quantization.QuantizedLinear && s.Name == "weight"))) slot.Tensor.Dispose();

@@ -65,8 +65,10 @@ public sealed class EncoderDecoderModulesTests
         Assert.Contains("decoder.block.1.layer.2.DenseReluDense.wi_1.weight", names);
         Assert.Contains("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", names);
         Assert.DoesNotContain("decoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight", names);
-        Assert.DoesNotContain(names, n => n.Contains("embed_tokens", StringComparison.Ordinal));
-        Assert.Empty(model.TiedWeights);
+        // The stacks' embeddings stay tied to shared (transformers 5 ties them whatever tie_word_embeddings says); the head does not.
+        Assert.Contains("encoder.embed_tokens.weight", names);
+        Assert.Equal([("encoder.embed_tokens.weight", "shared.weight"), ("decoder.embed_tokens.weight", "shared.weight")], model.TiedWeights);
+        Assert.DoesNotContain(model.named_parameters(), p => p.name.Contains("embed_tokens", StringComparison.Ordinal));
         Assert.Equal(2, model.PromptLayout!.LayerCount);
         Assert.Equal(1, model.PromptLayout.EncoderLayerCount);
     }

@@ -49,9 +49,13 @@ public class TargetingTests
         var names = Trainable(peft);
         Assert.Contains("base_model.model.lm_head.lora_A.default.weight", names);
         Assert.Contains("base_model.model.transformer.wpe.lora_embedding_A.default", names);
-        // The head's base weight is the embedding's own parameter (tied, as the reference's lm_head).
-        var headBase = peft.named_parameters().Single(p => p.name == "base_model.model.lm_head.base_layer.weight").parameter;
-        var embedding = peft.named_parameters().Single(p => p.name == "base_model.model.transformer.wte.weight").parameter;
+        // The head's base weight is the embedding's own parameter (tied, as the reference's lm_head): state_dict names it
+        // twice, named_parameters (the optimizer's and the counts' list) once.
+        var state = peft.state_dict();
+        var headBase = state["base_model.model.lm_head.base_layer.weight"];
+        var embedding = state["base_model.model.transformer.wte.weight"];
+        Assert.Equal(headBase.Handle, embedding.Handle);
+        Assert.Single(peft.named_parameters(), p => p.name is "base_model.model.lm_head.base_layer.weight" or "base_model.model.transformer.wte.weight");
         using (torch.no_grad())
         {
             embedding[0, 0].add_(1.0);
