@@ -125,6 +125,20 @@ public class SharedEmbeddingTests
         Assert.Equal(0f, grad[100].abs().sum().item<float>());
     }
 
+    [Theory]
+    [InlineData("t5-s2s", "shared.weight")]
+    [InlineData("bart-s2s", "model.shared.weight")]
+    public void AnInitialisationFreeLoadTiesTheStackEmbeddingsToo(string name, string shared)
+    {
+        using var scope = torch.NewDisposeScope();
+        var plain = Load(name, TaskType.Seq2SeqLM);
+        var mapped = PeftModels.Default.LoadPretrained(Model(name), TaskType.Seq2SeqLM, new ModelLoadOptions { LowCpuMemoryUsage = true });
+        var state = mapped.state_dict();
+        foreach (var (tied, source) in mapped.TiedWeights) Assert.Equal(state[source].Handle, state[tied].Handle);
+        Assert.Single(mapped.named_parameters(), p => p.parameter.shape.SequenceEqual(state[shared].shape));
+        Assert.True(MaxDifference(Logits(mapped, name), Logits(plain, name)) == 0);
+    }
+
     [Fact]
     public void ModulesToSaveOnEmbedTokensTrainsAnIndependentCopyPerStack()
     {
