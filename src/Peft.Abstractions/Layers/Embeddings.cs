@@ -28,15 +28,17 @@ public static class Embeddings
     /// <summary>
     /// A second embedding module over <paramref name="source"/>'s weight, as transformers 5 ties T5's and BART's
     /// <c>encoder.embed_tokens</c> and <c>decoder.embed_tokens</c> to <c>shared</c>: its own module (an adapter slot of
-    /// its own), the same parameter (one gradient, one optimizer entry, counted once), the same padding index. Built on
-    /// the meta device, so it allocates nothing before the weight is shared.
+    /// its own), the same parameter (one gradient, one optimizer entry, counted once), the same padding index.
     /// </summary>
     public static Embedding Tied(Embedding source)
     {
         var weight = RegisteredWeight(source);
-        var tied = torch.nn.Embedding(weight.shape[0], weight.shape[1], padding_idx: PaddingIndexOf(source), device: torch.META);
+        var padding = PaddingIndexOf(source);
+        // TorchSharp builds nn.Embedding in C++, on the CPU and randomly initialised whatever the device asked for: the
+        // module gets the fewest rows its padding index allows before it takes the shared weight.
+        var tied = torch.nn.Embedding(padding is { } p ? Math.Max(p + 1, -p) : 1, 1, padding_idx: padding);
         tied.weight = weight;
-        if (PaddingIndexOf(source) is { } index) PaddingIndices.AddOrUpdate(tied, new StrongBox<long>(index));
+        if (padding is { } index) PaddingIndices.AddOrUpdate(tied, new StrongBox<long>(index));
         return tied;
     }
 

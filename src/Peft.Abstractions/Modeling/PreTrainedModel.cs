@@ -176,7 +176,8 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     protected static TorchSharp.Modules.Linear TiedHead(nn.Module<Tensor, Tensor> embedding)
     {
         var weight = Layers.Embeddings.RegisteredWeight(BaseEmbedding(embedding));
-        var head = nn.Linear(weight.shape[1], weight.shape[0], hasBias: false, device: torch.META);
+        // A 1 × 1 module: TorchSharp would allocate and initialise a full-size weight only to replace it.
+        var head = nn.Linear(1, 1, hasBias: false);
         head.weight = weight;
         return head;
     }
