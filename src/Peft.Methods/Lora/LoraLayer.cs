@@ -141,10 +141,14 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
         {
             return result.add(b.call(nn.functional.linear(x, a)), alpha: scaling);
         }
-        var thin = nn.functional.linear(x.reshape(-1, Shape.InFeatures), a);                // (N, r)
+        var flatInput = x.reshape(-1, Shape.InFeatures);
+        var inPlace = !torch.is_grad_enabled() || !(result.requires_grad || x.requires_grad || a.requires_grad || b.weight!.requires_grad);
+        // Without gradients x·Aᵀ is taken as (A·xᵀ)ᵀ: its output's long side (the tokens) is then the one the GEMM
+        // kernel vectorises, where x·Aᵀ's is r (8 or 16 floats, at most one vector); with autograd that order would
+        // hand the input gradient back transposed, a strided (tokens × in) accumulation, so training keeps x·Aᵀ.
+        var thin = inPlace && ThinAsTransposedProduct ? torch.mm(a, flatInput.T).T : nn.functional.linear(flatInput, a);  // (N, r)
         var sum = result.dtype == a.dtype ? result : result.to(a.dtype);
         var flat = sum.view(-1, Shape.OutFeatures);                                         // (N, out)
-        var inPlace = !torch.is_grad_enabled() || !(sum.requires_grad || thin.requires_grad || b.weight!.requires_grad);
         if (inPlace)
         {
             flat.addmm_(thin, b.weight!.T, beta: 1, alpha: (float)scaling);
@@ -159,6 +163,9 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
     /// general path that a lora_B bias needs.
     /// </summary>
     internal static bool FusedUpdate { get; set; } = true;
+
+    /// <summary>The benchmark's switch for taking x·Aᵀ as (A·xᵀ)ᵀ on the fused path without gradients (on by default).</summary>
+    internal static bool ThinAsTransposedProduct { get; set; } = true;
 
     /// <inheritdoc />
     protected override Tensor Delta(string adapterName)
