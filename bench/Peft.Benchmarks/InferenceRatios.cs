@@ -38,7 +38,6 @@ internal static class InferenceRatios
             ("base", Forward(baseModel)),
             ("unmerged", Forward(unmerged)),
             ("unmerged_unfused", () => { LoraLayer.FusedUpdate = false; try { Forward(unmerged)(); } finally { LoraLayer.FusedUpdate = true; } }),
-            ("unmerged_thin_plain", () => { LoraLayer.ThinAsTransposedProduct = false; try { Forward(unmerged)(); } finally { LoraLayer.ThinAsTransposedProduct = true; } }),
             ("merged", Forward(merged)),
             ("unloaded", Forward(unloaded)),
         };
@@ -63,9 +62,7 @@ internal static class InferenceRatios
             ["base_ms"] = ms["base"],
             ["unmerged_over_base"] = ms["unmerged"] / ms["base"],
             ["unmerged_unfused_over_base"] = ms["unmerged_unfused"] / ms["base"],
-            ["unmerged_thin_plain_over_base"] = ms["unmerged_thin_plain"] / ms["base"],
             ["unmerged_unfused_over_base_cpu"] = ms.Cpu["unmerged_unfused"] / ms.Cpu["base"],
-            ["unmerged_thin_plain_over_base_cpu"] = ms.Cpu["unmerged_thin_plain"] / ms.Cpu["base"],
             ["unmerged_over_base_min"] = ms.Min["unmerged"] / ms.Min["base"],
             ["unmerged_over_base_cpu"] = ms.Cpu["unmerged"] / ms.Cpu["base"],
             ["merged_over_base"] = ms["merged"] / ms["base"],

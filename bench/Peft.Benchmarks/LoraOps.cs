@@ -55,7 +55,6 @@ internal static class LoraOps
         var ms = Measure.Interleaved(2, 15,
             ("layer", () => layer.call(x)),
             ("layer_unfused", () => { LoraLayer.FusedUpdate = false; try { layer.call(x); } finally { LoraLayer.FusedUpdate = true; } }),
-            ("layer_thin_plain", () => { LoraLayer.ThinAsTransposedProduct = false; try { layer.call(x); } finally { LoraLayer.ThinAsTransposedProduct = true; } }),
             ("frozen", () => baseOnly.call(x)),
             ("fused_inline", () =>
             {
@@ -93,10 +92,8 @@ internal static class LoraOps
         {
             ["layer_over_frozen"] = ms["layer"] / ms["frozen"],
             ["layer_unfused_over_frozen"] = ms["layer_unfused"] / ms["frozen"],
-            ["layer_thin_plain_over_frozen"] = ms["layer_thin_plain"] / ms["frozen"],
             ["layer_over_frozen_cpu"] = ms.Cpu["layer"] / ms.Cpu["frozen"],
             ["layer_unfused_over_frozen_cpu"] = ms.Cpu["layer_unfused"] / ms.Cpu["frozen"],
-            ["layer_thin_plain_over_frozen_cpu"] = ms.Cpu["layer_thin_plain"] / ms.Cpu["frozen"],
             ["op_ms"] = ms.Median.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 3)),
             ["managed_bytes_per_forward"] = Measure.AllocatedBytes(() => layer.call(x)),
         };
