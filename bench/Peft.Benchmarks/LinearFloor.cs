@@ -74,6 +74,7 @@ internal static class LinearFloor
             ["lora_over_floor_cpu"] = fused.Cpu["lora"] / fused.Cpu["floor"],
             ["lora_over_floor_min"] = fused.Min["lora"] / fused.Min["floor"],
             ["lora_unfused_over_floor"] = fused["lora_unfused"] / fused["floor"],
+            ["lora_unfused_over_floor_cpu"] = fused.Cpu["lora_unfused"] / fused.Cpu["floor"],
             ["base_linear_over_floor"] = fused["base_linear"] / fused["floor"],
             ["base_linear_fwd_bwd_ms"] = fused["base_linear"],
             ["lora_forward_ms"] = fused["lora_forward"],

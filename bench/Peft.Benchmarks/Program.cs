@@ -26,6 +26,8 @@ if (args is ["--child", var child]) return TinyLlamaLoad.ChildMain(child);
 var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
 {
     ["lora-linear"] = LinearFloor.Run,
+    ["lora-ops-minilm"] = LoraOps.MiniLm,
+    ["lora-ops-tinyllama"] = LoraOps.TinyLlama,
     ["gpt2-inference"] = () => InferenceRatios.Run("gpt2"),
     ["minilm-inference"] = () => InferenceRatios.Run("minilm"),
     ["gpt2-train"] = () => TrainSteps.Run("gpt2"),
@@ -51,7 +53,7 @@ if (args is ["--threads", var count, ..])
 }
 // --layers N, --steps N (anywhere): tinyllama-step's model depth (default 22, TinyLlama's) and timed steps (default 3).
 args = TinyLlamaStep.TakeOptions(args);
-var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.StartsWith("tinyllama", StringComparison.Ordinal)).ToArray();
+var selected = args.Length > 0 ? args : workloads.Keys.Where(k => !k.Contains("tinyllama", StringComparison.Ordinal)).ToArray();
 var unknown = selected.Where(s => !workloads.ContainsKey(s)).ToList();
 if (unknown.Count > 0)
 {

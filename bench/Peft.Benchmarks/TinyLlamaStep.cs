@@ -71,7 +71,9 @@ internal static class TinyLlamaStep
         result["bf16-checkpointing_over_bf16_step_peak_rss"] = Step("bf16-checkpointing", "step_peak_rss_bytes") / Step("bf16", "step_peak_rss_bytes");
         result["bf16_over_fp32_step_time"] = Step("bf16", "step_s") / Step("fp32", "step_s");
         result["bf16-checkpointing_over_bf16_step_time"] = Step("bf16-checkpointing", "step_s") / Step("bf16", "step_s");
-        result["merged_over_unmerged_prefill_time"] = Step("prefill", "merged_s") / Step("prefill", "unmerged_s");
+        result["prefill_unmerged_over_merged"] = Step("prefill", "unmerged_over_merged");
+        result["prefill_unmerged_over_merged_cpu"] = Step("prefill", "unmerged_over_merged_cpu");
+        result["prefill_unmerged_unfused_over_merged"] = Step("prefill", "unmerged_unfused_over_merged");
         return result;
     }
 
@@ -150,6 +152,12 @@ internal static class TinyLlamaStep
         result["step_cpu_s"] = Measure.Median(cpu);
     }
 
+    /// <summary>
+    /// The prefill unmerged, merged and unmerged with the fused update off, interleaved round by round (a merge or
+    /// unmerge between the timed calls, not timed) so that the load of this shared machine hits every variant alike;
+    /// wall and CPU seconds, medians. The first unmerged call still reads the weights the load mapped; every later one
+    /// reads the pages the first merge wrote.
+    /// </summary>
     private static void Prefill(PeftModel peft, ModelInputs inputs, int runs, Dictionary<string, double> result)
     {
         // LoRA's B starts at zero; a random one makes the merged weights differ from the base (as a trained adapter's do).
@@ -160,25 +168,70 @@ internal static class TinyLlamaStep
         peft.eval();
         var prompt = inputs with { Labels = null };
         using var noGrad = no_grad();
-        double Time(out Tensor logits)
-        {
-            logits = peft.call(prompt).Logits;                      // warm-up
-            var times = new List<double>();
-            for (var i = 0; i < runs; i++)
-            {
-                var clock = Stopwatch.StartNew();
-                using var scope = NewDisposeScope();
-                peft.call(prompt);
-                times.Add(clock.Elapsed.TotalSeconds);
-            }
-            return Measure.Median(times);
-        }
-        result["unmerged_s"] = Time(out var unmerged);
+        var unmerged = peft.call(prompt).Logits;                    // warm-up, and the reference logits
         peft.Merge();
-        result["merged_s"] = Time(out var merged);
+        var merged = peft.call(prompt).Logits;
         // Merging rounds the bf16 weights once: the logits agree to bf16's rounding, not exactly.
         result["merged_max_abs_logit_difference"] = (merged.to(ScalarType.Float32) - unmerged.to(ScalarType.Float32)).abs().max().item<float>();
         result["max_abs_logit"] = unmerged.to(ScalarType.Float32).abs().max().item<float>();
+        peft.Unmerge();
+        // Each variant sets the model up before its timed forward and puts it back after (outside the clock).
+        var variants = new (string Name, Action Before, Action After)[]
+        {
+            ("unmerged", () => { }, () => { }),
+            ("merged", () => peft.Merge(), () => peft.Unmerge()),
+            ("unmerged_unfused", () => LoraLayer.FusedUpdate = false, () => LoraLayer.FusedUpdate = true),
+        };
+        var times = variants.ToDictionary(v => v.Name, _ => new List<double>());
+        var cpu = variants.ToDictionary(v => v.Name, _ => new List<double>());
+        for (var i = 0; i < runs; i++)
+        {
+            foreach (var (name, before, after) in variants)
+            {
+                before();
+                var cpuBefore = CpuSeconds();
+                var clock = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope()) peft.call(prompt);
+                clock.Stop();
+                cpu[name].Add(CpuSeconds() - cpuBefore);
+                after();
+                times[name].Add(clock.Elapsed.TotalSeconds);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name}: {times[name][^1]:F2} s (CPU {cpu[name][^1]:F2} s), load {Measure.LoadAverage()}"));
+            }
+        }
+        foreach (var (name, _, _) in variants)
+        {
+            result[$"{name}_s"] = Measure.Median(times[name]);
+            result[$"{name}_cpu_s"] = Measure.Median(cpu[name]);
+        }
+        result["unmerged_over_merged"] = result["unmerged_s"] / result["merged_s"];
+        result["unmerged_over_merged_cpu"] = result["unmerged_cpu_s"] / result["merged_cpu_s"];
+        result["unmerged_unfused_over_merged"] = result["unmerged_unfused_s"] / result["merged_s"];
+        result["unmerged_unfused_over_merged_cpu"] = result["unmerged_unfused_cpu_s"] / result["merged_cpu_s"];
+    }
+
+    /// <summary>
+    /// The CPU seconds of the process's threads, summed from /proc/self/task/*/stat (clock ticks). Read right after a
+    /// merge, <see cref="Process.TotalProcessorTime"/> counted the merge's seconds into the forward that followed it
+    /// (2.7 s of CPU for a 1.3 s forward on one thread, while every thread's own ticks summed to 1.3 s).
+    /// </summary>
+    private static double CpuSeconds()
+    {
+        long ticks = 0;
+        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // The thread ended between the listing and the read: its ticks are gone from the process's sum alike.
+            }
+        }
+        return ticks / 100.0; // USER_HZ
     }
 
     /// <summary>Writing 5 to /proc/self/clear_refs resets VmHWM to the current resident set (Linux 4.0+).</summary>

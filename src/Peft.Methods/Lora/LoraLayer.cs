@@ -129,28 +129,38 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
     /// materialised and the output is not passed over a second time (the floor: the base GEMM plus two thin ones).
     /// Without autograd the product is accumulated into the base output in place; with it, out of place, because an
     /// in-place add into a view (Conv1D's output is one) costs autograd a copy of the output gradient.
+    /// Over a half-precision base the sum is formed in the adapter's float32, as the reference's type promotion forms
+    /// it (<c>result + lora_B(lora_A(x)) * scaling</c> with a float32 update), and <see cref="forward"/> rounds it back
+    /// once. Adding the float32 update into the bf16 output directly would take PyTorch's mixed-dtype elementwise loop,
+    /// which costs more than casting the output up and adding with one same-dtype addmm (per-op profile:
+    /// docs/PERFORMANCE.md, "LoRA's own cost").
     /// </summary>
-    private static Tensor AddUpdate(Tensor result, Tensor x, Tensor a, Linear b, double scaling)
+    private Tensor AddUpdate(Tensor result, Tensor x, Tensor a, Linear b, double scaling)
     {
-        if (!FusedUpdate || b.bias is not null || result.dtype != a.dtype)
+        if (!FusedUpdate || b.bias is not null)
         {
             return result.add(b.call(nn.functional.linear(x, a)), alpha: scaling);
         }
-        var outFeatures = result.shape[^1];
-        var thin = nn.functional.linear(x.reshape(-1, x.shape[^1]), a);                       // (N, r)
-        var flat = result.view(-1, outFeatures);                                               // (N, out)
-        var inPlace = !torch.is_grad_enabled() || !(result.requires_grad || thin.requires_grad || b.weight!.requires_grad);
+        var flatInput = x.reshape(-1, Shape.InFeatures);
+        var inPlace = !torch.is_grad_enabled() || !(result.requires_grad || x.requires_grad || a.requires_grad || b.weight!.requires_grad);
+        // x·Aᵀ in this order with and without autograd alike: (A·xᵀ)ᵀ measured 20–39 % faster alone, but without
+        // gradients only (it hands the input gradient back transposed), and then a forward under no_grad would round
+        // differently from the same forward under autograd, which gradient checkpointing's recomputation relies on.
+        var thin = nn.functional.linear(flatInput, a);                                      // (N, r)
+        var sum = result.dtype == a.dtype ? result : result.to(a.dtype);
+        var flat = sum.view(-1, Shape.OutFeatures);                                         // (N, out)
         if (inPlace)
         {
             flat.addmm_(thin, b.weight!.T, beta: 1, alpha: (float)scaling);
-            return result;
+            return sum;
         }
         return torch.addmm(flat, thin, b.weight!.T, beta: 1, alpha: (float)scaling).view(result.shape);
     }
 
     /// <summary>
     /// The benchmark's switch for the fused update (issue 20: each lever measured on and off in one run); off, the
-    /// update is computed as <c>result + B(A(x)) · scaling</c>, the general path that a lora_B bias or a dtype change needs.
+    /// update is computed as <c>result + B(A(x)) · scaling</c> (over a half-precision base: a mixed-dtype add), the
+    /// general path that a lora_B bias needs.
     /// </summary>
     internal static bool FusedUpdate { get; set; } = true;
 
