@@ -54,7 +54,7 @@ internal static class TinyLlamaLoad
         var result = new Dictionary<string, double>();
         if (what == "raw-read") ReadAll(new byte[16 << 20]);    // warm the page cache
         else if (what == "load") ReadAll(new byte[16 << 20]);   // the same warm page cache as the raw read
-        var startCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        var startCpu = Environment.CpuUsage.TotalTime.TotalSeconds;
         if (what == "raw-read")
         {
             var buffer = new byte[16 << 20];
@@ -74,9 +74,17 @@ internal static class TinyLlamaLoad
         }
         else
         {
+            // libtorch's native libraries load on the first torch call: a cost of the process, not of this load.
+            var init = Stopwatch.StartNew();
+            using (torch.zeros(1)) result["torch_init_s"] = init.Elapsed.TotalSeconds;
+            startCpu = Environment.CpuUsage.TotalTime.TotalSeconds;
+            using var phases = new PhaseListener();
             var clock = Stopwatch.StartNew();
             var model = PeftModels.Default.LoadPretrained(Directory, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16, LowCpuMemoryUsage = true });
             result["load_s"] = clock.Elapsed.TotalSeconds;
+            result["load_cpu_s"] = Environment.CpuUsage.TotalTime.TotalSeconds - startCpu;
+            result["load_peak_rss_bytes"] = PeakRss();
+            phases.AddTo(result);
             // Weights in the stored dtype are views of the mapped files: touch every page, as a first forward would.
             result["touched"] = Touch(model.parameters());
             result["seconds"] = clock.Elapsed.TotalSeconds;
@@ -85,9 +93,45 @@ internal static class TinyLlamaLoad
         }
         result["peak_rss_bytes"] = PeakRss();
         // This machine is shared: CPU seconds (user + system) are the work itself, wall seconds include the waiting.
-        result["cpu_s"] = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - startCpu;
+        result["cpu_s"] = Environment.CpuUsage.TotalTime.TotalSeconds - startCpu;
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    /// <summary>Wall and CPU seconds of each <see cref="LoadTrace"/> span, summed by name (read and assign run once per weight).</summary>
+    private sealed class PhaseListener : IDisposable
+    {
+        private readonly ActivityListener _listener;
+        private readonly Dictionary<string, (int Count, double Wall, double Cpu)> _totals = [];
+
+        public PhaseListener()
+        {
+            _listener = new()
+            {
+                ShouldListenTo = source => source.Name == LoadTrace.SourceName,
+                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+                ActivityStarted = activity => activity.SetCustomProperty("cpu", Environment.CpuUsage.TotalTime.TotalSeconds),
+                ActivityStopped = activity =>
+                {
+                    var cpu = Environment.CpuUsage.TotalTime.TotalSeconds - (double)activity.GetCustomProperty("cpu")!;
+                    var (count, wall, cpuSum) = _totals.GetValueOrDefault(activity.OperationName);
+                    _totals[activity.OperationName] = (count + 1, wall + activity.Duration.TotalSeconds, cpuSum + cpu);
+                },
+            };
+            ActivitySource.AddActivityListener(_listener);
+        }
+
+        public void AddTo(Dictionary<string, double> result)
+        {
+            foreach (var (name, (count, wall, cpu)) in _totals)
+            {
+                result[$"phase_{name}_s"] = wall;
+                result[$"phase_{name}_cpu_s"] = cpu;
+                result[$"phase_{name}_count"] = count;
+            }
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     // Reads one byte of every 4 KiB page of each (CPU, contiguous) tensor: the page-ins a first use would cost.
