@@ -22,80 +22,120 @@ internal static class TinyLlamaLoad
     /// <summary>The checkpoint of <paramref name="layers"/> layers (TinyLlama's shapes otherwise) beside the full one.</summary>
     public static string DirectoryFor(int layers) => layers == FullLayers ? Directory : $"{Directory}-{layers}-layers";
 
-    /// <summary>Writes the checkpoint (unless present), then runs the raw read and the load in child processes.</summary>
+    /// <summary>The child variants, run in interleaved rounds: the baseline first.</summary>
+    private static readonly string[] Variants = ["raw-read", "load", "load-lazy", "read-into"];
+
+    /// <summary>Writes the checkpoint (unless present), then runs the raw read and the loads in child processes.</summary>
     public static Dictionary<string, object> Run()
     {
         var write = Stopwatch.StartNew();
         var written = EnsureCheckpoint(Directory);
         write.Stop();
         var files = System.IO.Directory.GetFiles(Directory, "*.safetensors").Sum(f => new FileInfo(f).Length);
-        var raw = Child("raw-read");
-        var load = Child("load");
-        return new()
+        var rounds = int.TryParse(Environment.GetEnvironmentVariable("PEFT_BENCH_LOAD_ROUNDS"), out var n) ? n : 3;
+        var runs = Variants.ToDictionary(v => v, _ => new List<Dictionary<string, double>>());
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var variant in Variants) runs[variant].Add(Child(variant));
+        }
+        // Medians over the rounds of every figure a child printed.
+        var median = runs.ToDictionary(kv => kv.Key, kv => kv.Value[0].Keys.ToDictionary(k => k, k => Measure.Median(kv.Value.Select(r => r[k]).ToList())));
+        var raw = median["raw-read"];
+        var result = new Dictionary<string, object>
         {
             ["checkpoint_bytes"] = files,
             ["checkpoint_written_s"] = written ? write.Elapsed.TotalSeconds : 0.0,
-            ["raw_read_warm_s"] = raw["seconds"],
-            ["raw_read_cpu_s"] = raw["cpu_s"],
-            ["raw_read_peak_rss_bytes"] = raw["peak_rss_bytes"],
-            ["load_s"] = load["load_s"],
-            ["load_and_touch_s"] = load["seconds"],
-            ["load_and_touch_cpu_s"] = load["cpu_s"],
-            ["load_peak_rss_bytes"] = load["peak_rss_bytes"],
-            ["load_and_touch_cpu_over_raw_read_cpu"] = load["cpu_s"] / raw["cpu_s"],
-            ["load_and_touch_over_raw_read"] = load["seconds"] / raw["seconds"],
-            ["parameters"] = load["parameters"],
+            ["rounds"] = rounds,
+            ["parameters"] = median["load"]["parameters"],
         };
+        foreach (var (variant, figures) in median)
+        {
+            foreach (var (key, value) in figures.Where(kv => kv.Key != "parameters" && kv.Key != "touched"))
+            {
+                result[$"{variant.Replace('-', '_')}.{key}"] = value;
+            }
+        }
+        foreach (var variant in Variants.Skip(1))
+        {
+            var figures = median[variant];
+            result[$"{variant}_returned_over_raw_read"] = figures["returned_s"] / raw["seconds"];
+            result[$"{variant}_touched_over_raw_read"] = figures["seconds"] / raw["seconds"];
+            result[$"{variant}_touched_cpu_over_raw_read_cpu"] = figures["cpu_s"] / raw["cpu_s"];
+        }
+        return result;
     }
 
-    /// <summary>The child side: <c>raw-read</c> or <c>load</c>; prints one JSON object.</summary>
+    /// <summary>
+    /// The child side, on a warm page cache; prints one JSON object. <c>raw-read</c>: the files read through a 16 MiB
+    /// buffer. <c>load</c>: <c>LoadPretrained</c> in bf16 (pages populated as each weight is read, the default).
+    /// <c>load-lazy</c>: the same with <see cref="ModelLoadOptions.PopulatePages"/> off. <c>read-into</c>: the
+    /// alternative to mapping, every tensor read with <c>pread</c> into a tensor of its own. Each of the last three then
+    /// reads one byte of every page of every weight, as a first forward would.
+    /// </summary>
     public static int ChildMain(string what)
     {
         var result = new Dictionary<string, double>();
-        if (what == "raw-read") ReadAll(new byte[16 << 20]);    // warm the page cache
-        else if (what == "load") ReadAll(new byte[16 << 20]);   // the same warm page cache as the raw read
+        ReadAll(new byte[16 << 20]);    // warm the page cache, the same for every variant
+        if (what != "raw-read")
+        {
+            // libtorch's native libraries load on the first torch call: a cost of the process, timed apart.
+            var init = Stopwatch.StartNew();
+            using (torch.zeros(1)) result["torch_init_s"] = init.Elapsed.TotalSeconds;
+        }
         var startCpu = Environment.CpuUsage.TotalTime.TotalSeconds;
+        var clock = Stopwatch.StartNew();
         if (what == "raw-read")
         {
-            var buffer = new byte[16 << 20];
-            var clock = Stopwatch.StartNew();
-            ReadAll(buffer);
-            result["seconds"] = clock.Elapsed.TotalSeconds;
-        }
-        else if (what == "read-tensors")
-        {
-            var clock = Stopwatch.StartNew();
-            using var checkpoint = MappedCheckpoint.Open(Directory);
-            result["open_s"] = clock.Elapsed.TotalSeconds;
-            var tensors = checkpoint.Names.Select(n => checkpoint.Read(n, ScalarType.BFloat16, torch.CPU)).ToList();
-            result["read_s"] = clock.Elapsed.TotalSeconds;
-            result["touched"] = Touch(tensors);
-            result["seconds"] = clock.Elapsed.TotalSeconds;
+            ReadAll(new byte[16 << 20]);
         }
         else
         {
-            // libtorch's native libraries load on the first torch call: a cost of the process, not of this load.
-            var init = Stopwatch.StartNew();
-            using (torch.zeros(1)) result["torch_init_s"] = init.Elapsed.TotalSeconds;
-            startCpu = Environment.CpuUsage.TotalTime.TotalSeconds;
             using var phases = new PhaseListener();
-            var clock = Stopwatch.StartNew();
-            var model = PeftModels.Default.LoadPretrained(Directory, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16, LowCpuMemoryUsage = true });
-            result["load_s"] = clock.Elapsed.TotalSeconds;
-            result["load_cpu_s"] = Environment.CpuUsage.TotalTime.TotalSeconds - startCpu;
-            result["load_peak_rss_bytes"] = PeakRss();
+            var weights = what switch
+            {
+                "load" or "load-lazy" => Load(populate: what == "load"),
+                "read-into" => ReadInto(),
+                _ => throw new ArgumentException($"unknown child '{what}'"),
+            };
+            result["returned_s"] = clock.Elapsed.TotalSeconds;
+            result["returned_cpu_s"] = Environment.CpuUsage.TotalTime.TotalSeconds - startCpu;
+            result["returned_peak_rss_bytes"] = PeakRss();
             phases.AddTo(result);
-            // Weights in the stored dtype are views of the mapped files: touch every page, as a first forward would.
-            result["touched"] = Touch(model.parameters());
-            result["seconds"] = clock.Elapsed.TotalSeconds;
-            result["parameters"] = model.parameters().Sum(p => p.numel());
-            if (model.parameters().Any(p => p.dtype != ScalarType.BFloat16)) throw new InvalidOperationException("not all bf16");
+            result["touched"] = Touch(weights);
+            result["parameters"] = weights.Sum(p => p.numel());
+            if (weights.Any(p => p.dtype != ScalarType.BFloat16)) throw new InvalidOperationException("not all bf16");
         }
-        result["peak_rss_bytes"] = PeakRss();
+        result["seconds"] = clock.Elapsed.TotalSeconds;
         // This machine is shared: CPU seconds (user + system) are the work itself, wall seconds include the waiting.
         result["cpu_s"] = Environment.CpuUsage.TotalTime.TotalSeconds - startCpu;
+        result["peak_rss_bytes"] = PeakRss();
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
+    }
+
+    private static List<Tensor> Load(bool populate) =>
+        PeftModels.Default.LoadPretrained(Directory, TaskType.CausalLM,
+            new ModelLoadOptions { DType = ModelDType.BFloat16, LowCpuMemoryUsage = true, PopulatePages = populate })
+            .parameters().Select(p => (Tensor)p).ToList();
+
+    // Reading instead of mapping: a tensor per weight, filled by positioned reads (the kernel's copy from the page cache).
+    private static List<Tensor> ReadInto()
+    {
+        var tensors = new List<Tensor>();
+        foreach (var file in System.IO.Directory.GetFiles(Directory, "*.safetensors").Order(StringComparer.Ordinal))
+        {
+            var header = SafeTensors.ReadHeader(file);
+            using var handle = File.OpenHandle(file);
+            foreach (var (name, info) in header.Tensors)
+            {
+                var tensor = torch.empty(info.Shape.ToArray(), ScalarType.BFloat16);
+                var span = tensor.bytes;
+                var offset = header.DataOffset + info.Begin;
+                for (var done = 0; done < span.Length;) done += RandomAccess.Read(handle, span[done..], offset + done);
+                tensors.Add(tensor);
+            }
+        }
+        return tensors;
     }
 
     /// <summary>Wall and CPU seconds of each <see cref="LoadTrace"/> span, summed by name (read and assign run once per weight).</summary>

@@ -97,6 +97,7 @@ public sealed class PeftModels(PeftRegistry registry)
         phase?.Stop();
         phase = LoadTrace.Phase("headers");
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
+        checkpoint.PopulatePages = options.PopulatePages;
         // From the headers alone, before anything is allocated: a config that promises more than the weights hold is refused by key.
         config.CheckAgainstCheckpoint(Path.Combine(modelDirectory, "config.json"), modelDirectory,
             checkpoint.Names.Select(name => (name, checkpoint.Info(name).Shape)).ToList());

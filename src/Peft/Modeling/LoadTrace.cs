@@ -11,7 +11,8 @@ namespace Peft.Modeling;
 /// Spans: <c>config</c> (config.json), <c>headers</c> (every safetensors header and the shard index, checked against
 /// the config), <c>build</c> (the module tree), <c>plan</c> (names and shapes matched), then per weight
 /// <c>read</c> (its tensor from the file, converted when the dtype or device differs) and <c>assign</c> (put in its
-/// module) and <c>release</c> (the meta tensors dropped).
+/// module), within <c>read</c> <c>populate</c> (its pages brought into memory, see
+/// <see cref="ModelLoadOptions.PopulatePages"/>), and <c>release</c> (the meta tensors dropped).
 /// </remarks>
 public static class LoadTrace
 {
