@@ -2,6 +2,7 @@
 // then measures, each in a fresh child process so that peak RSS is the measured work's alone: a warm raw read of
 // the shard files, and PeftModels.LoadPretrained in bf16 followed by a pass that touches every weight.
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Peft;
@@ -55,6 +56,7 @@ internal static class TinyLlamaLoad
                 result[$"{variant.Replace('-', '_')}.{key}"] = value;
             }
         }
+        PrintTable(median);
         foreach (var variant in Variants.Skip(1))
         {
             var figures = median[variant];
@@ -63,6 +65,28 @@ internal static class TinyLlamaLoad
             result[$"{variant}_touched_cpu_over_raw_read_cpu"] = figures["cpu_s"] / raw["cpu_s"];
         }
         return result;
+    }
+
+    // Medians per variant, and where LoadPretrained's time went (the populated load's phases).
+    private static void PrintTable(Dictionary<string, Dictionary<string, double>> median)
+    {
+        static string Gb(double bytes) => (bytes / 1e9).ToString("F2", CultureInfo.InvariantCulture);
+        static string S(double seconds) => seconds.ToString("F3", CultureInfo.InvariantCulture);
+        var raw = median["raw-read"];
+        Console.WriteLine("variant      returned s (cpu)      + every page touched s (cpu)   ratio   RSS at return   peak RSS   torch init s");
+        foreach (var (variant, f) in median)
+        {
+            var returned = f.TryGetValue("returned_s", out var r) ? $"{S(r)} ({S(f["returned_cpu_s"])})" : "";
+            var returnedRss = f.TryGetValue("returned_peak_rss_bytes", out var rss) ? Gb(rss) + " GB" : "";
+            var init = f.TryGetValue("torch_init_s", out var t) ? S(t) : "";
+            Console.WriteLine($"{variant,-12} {returned,-21} {S(f["seconds"]) + " (" + S(f["cpu_s"]) + ")",-30} {(f["seconds"] / raw["seconds"]).ToString("F2", CultureInfo.InvariantCulture),5}   {returnedRss,-15} {Gb(f["peak_rss_bytes"])} GB   {init}");
+        }
+        Console.WriteLine("load phase   wall s   cpu s   spans");
+        foreach (var (key, wall) in median["load"].Where(kv => kv.Key.StartsWith("phase_", StringComparison.Ordinal) && kv.Key.EndsWith("_s", StringComparison.Ordinal) && !kv.Key.EndsWith("_cpu_s", StringComparison.Ordinal)))
+        {
+            var name = key["phase_".Length..^"_s".Length];
+            Console.WriteLine($"{name,-12} {S(wall)}    {S(median["load"][$"phase_{name}_cpu_s"])}   {median["load"][$"phase_{name}_count"]}");
+        }
     }
 
     /// <summary>
