@@ -33,7 +33,7 @@ internal static class TinyLlamaLoad
         var written = EnsureCheckpoint(Directory);
         write.Stop();
         var files = System.IO.Directory.GetFiles(Directory, "*.safetensors").Sum(f => new FileInfo(f).Length);
-        var rounds = int.TryParse(Environment.GetEnvironmentVariable("PEFT_BENCH_LOAD_ROUNDS"), out var n) ? n : 3;
+        var rounds = int.TryParse(Environment.GetEnvironmentVariable("PEFT_BENCH_LOAD_ROUNDS"), out var n) ? n : 5;
         var runs = Variants.ToDictionary(v => v, _ => new List<Dictionary<string, double>>());
         for (var round = 0; round < rounds; round++)
         {
