@@ -22,5 +22,15 @@ public static class LoadTrace
     private static readonly ActivitySource Source = new(SourceName);
 
     /// <summary>Starts the span <paramref name="name"/>; null (nothing to stop) when nobody listens.</summary>
-    internal static Activity? Phase(string name) => Source.StartActivity(name);
+    /// <remarks>
+    /// The span is not made <see cref="Activity.Current"/>: a load that throws leaves its last span unstopped, and an
+    /// ambient one would then parent whatever the caller's thread traces next. Spans are flat, children of the caller's.
+    /// </remarks>
+    internal static Activity? Phase(string name)
+    {
+        var caller = Activity.Current;
+        var span = Source.StartActivity(name);
+        if (span is not null) Activity.Current = caller;
+        return span;
+    }
 }
