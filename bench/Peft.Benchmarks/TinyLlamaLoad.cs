@@ -1,6 +1,7 @@
 // The TinyLlama-1.1B-shaped loading benchmark: writes a bf16 checkpoint of random weights in two shards (once),
-// then measures, each in a fresh child process so that peak RSS is the measured work's alone: a warm raw read of
-// the shard files, and PeftModels.LoadPretrained in bf16 followed by a pass that touches every weight.
+// then measures, each in a fresh child process so that peak RSS is the measured work's alone, in interleaved rounds:
+// a warm raw read of the shard files, PeftModels.LoadPretrained in bf16 with its pages populated and lazily mapped,
+// and pread into a tensor per weight; each load followed by a pass that touches every page of every weight.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
