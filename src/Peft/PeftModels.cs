@@ -87,20 +87,27 @@ public sealed class PeftModels(PeftRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(options);
         var device = options.ResolveDevice();
+        var phase = LoadTrace.Phase("config");
         var (architecture, config) = ReadConfig(modelDirectory);
         if (configure is not null)
         {
             config = configure(config);
             config.Validate(Path.Combine(modelDirectory, "config.json"));
         }
+        phase?.Stop();
+        phase = LoadTrace.Phase("headers");
         using var checkpoint = MappedCheckpoint.Open(modelDirectory);
+        checkpoint.PopulatePages = options.PopulatePages;
         // From the headers alone, before anything is allocated: a config that promises more than the weights hold is refused by key.
         config.CheckAgainstCheckpoint(Path.Combine(modelDirectory, "config.json"), modelDirectory,
             checkpoint.Names.Select(name => (name, checkpoint.Info(name).Shape)).ToList());
         var dtype = options.ResolveDType(config, FirstFloatingType(checkpoint));
         var quantization = QuantizationFor(modelDirectory, options);
         quantization?.Validate();
+        phase?.Stop();
+        phase = LoadTrace.Phase("build");
         var model = options.LowCpuMemoryUsage ? CheckpointLoader.BuildEmpty(architecture, config, task) : architecture.Build(config, task);
+        phase?.Stop();
         model.NameOrPath = NameOrPath(config, modelDirectory);
         model.Architecture = architecture;
         try

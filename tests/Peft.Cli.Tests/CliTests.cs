@@ -54,6 +54,7 @@ public sealed class CliTests
         // Each tensor on one line of the 80-column console, its value count included.
         Assert.Matches(@"(?m)^base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight +F32 +\[4, 32\] +128\s*$", run.Console);
         Assert.Contains("trainable params", run.Console);
+        Assert.Matches(@"(?m)^base model: Float32 loaded in \d+\.\d\d s; peak memory \d+ MiB\s*$", run.Console);
     }
 
     [Fact]

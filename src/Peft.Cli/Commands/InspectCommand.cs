@@ -52,15 +52,21 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
         {
             var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
             var loadOptions = QuantizeOptionChecks.LoadOptions(settings);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var model = models.LoadPretrained(modelDirectory, task, loadOptions);
+            var loadSeconds = clock.Elapsed.TotalSeconds;
+            // The process's peak resident set (VmHWM on Linux): in this one-command process, what loading the base took.
+            var peak = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;
             var peft = models.FromPretrained(model, adapter, isTrainable: true);
             console.WriteLine(peft.TrainableParametersLine());
+            var dtype = model.parameters().Select(p => p.dtype).FirstOrDefault(t => t is TorchSharp.torch.ScalarType.Float32 or TorchSharp.torch.ScalarType.BFloat16 or TorchSharp.torch.ScalarType.Float16);
+            console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"base model: {dtype} loaded in {loadSeconds:F2} s; peak memory {peak / 1048576.0:F0} MiB"));
             if (loadOptions.Quantization is not null)
             {
                 var quantizedBytes = Quantization.ModelQuantization.QuantizedBytes(model);
-                var peak = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;
                 console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"quantized ({settings.Quantize}): {quantizedBytes / 1048576.0:F1} MiB of quantized weights and states; peak memory {peak / 1048576.0:F0} MiB"));
+                    $"quantized ({settings.Quantize}): {quantizedBytes / 1048576.0:F1} MiB of quantized weights and states"));
             }
         }
         return Task.FromResult(0);

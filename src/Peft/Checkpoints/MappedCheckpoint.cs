@@ -8,9 +8,9 @@ namespace Peft.Checkpoints;
 /// <see cref="Read"/> asks for that tensor.
 /// </summary>
 /// <remarks>
-/// A tensor asked for in its stored dtype on the CPU is returned as a view of the mapped file (zero-copy: the
-/// operating system reads its pages on first use, and writes to it stay private to the process, as
-/// <c>torch.from_file(shared=False)</c> maps with <c>MAP_PRIVATE</c>). Any other dtype or device is converted from
+/// A tensor asked for in its stored dtype on the CPU is returned as a view of the mapped file (zero-copy: writes to it
+/// stay private to the process, as <c>torch.from_file(shared=False)</c> maps with <c>MAP_PRIVATE</c>); its pages are
+/// brought in as it is read, or on first use (see <see cref="PopulatePages"/>). Any other dtype or device is converted from
 /// a mapping of that tensor alone, released before the next tensor, so the bytes of the files never all sit in
 /// memory beside the converted weights. A tensor whose offset in the file is not a multiple of its element size
 /// (possible in files from other writers; the Python writer aligns them) is read with positioned reads instead.
@@ -25,6 +25,14 @@ public sealed class MappedCheckpoint : IDisposable
 
     /// <summary>The model directory the weights come from.</summary>
     public string Source { get; }
+
+    /// <summary>
+    /// Whether a tensor returned as a view of the mapped file has all its pages brought into memory as it is read
+    /// (<c>madvise(MADV_POPULATE_READ)</c> on Linux ≥ 5.14, else one read per page), so that it is resident and its
+    /// first use pays no page faults; true by default. False: views stay lazily mapped, their pages read on first use
+    /// (a tensor never used never enters memory). Converted tensors read their mapping once either way.
+    /// </summary>
+    public bool PopulatePages { get; set; } = true;
 
     /// <summary>Every tensor name, shard by shard, in header order.</summary>
     public IReadOnlyList<string> Names => _names;
@@ -119,7 +127,9 @@ public sealed class MappedCheckpoint : IDisposable
                     mapping = Map(path, stored, fileLength, elementSize);
                     _shared.Add((path, stored), mapping);
                 }
-                return mapping.as_strided(shape, strides, offset / elementSize);
+                var mapped = mapping.as_strided(shape, strides, offset / elementSize);
+                PopulateIfAsked(mapped);
+                return mapped;
             }
             // A mapping of its own, dropped once converted, so that only this tensor's pages are resident.
             using var own = Map(path, stored, fileLength, elementSize);
@@ -137,6 +147,13 @@ public sealed class MappedCheckpoint : IDisposable
     {
         foreach (var mapping in _shared.Values) mapping.Dispose();
         _shared.Clear();
+    }
+
+    private void PopulateIfAsked(torch.Tensor view)
+    {
+        if (!PopulatePages) return;
+        using var phase = Modeling.LoadTrace.Phase("populate");
+        _ = MappedPages.Populate(view);
     }
 
     private static torch.Tensor Map(string path, torch.ScalarType type, long fileLength, int elementSize) =>

@@ -61,6 +61,7 @@ internal static class CheckpointLoader
     /// <exception cref="CheckpointException">A weight the model needs is missing or has another shape.</exception>
     public static void Load(PreTrainedModel model, MappedCheckpoint checkpoint, ScalarType dtype, Device device)
     {
+        var planning = LoadTrace.Phase("plan");
         // Checkpoints in the classic spelling (transformers 4) load into run-time names: look keys up by their current name.
         var available = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var stored in checkpoint.Names)
@@ -110,6 +111,7 @@ internal static class CheckpointLoader
             }
             plan.Add((slot, key));
         }
+        planning?.Stop();
 
         using var noGrad = torch.no_grad();
         var loaded = new Dictionary<Slot, Tensor>();
@@ -117,7 +119,10 @@ internal static class CheckpointLoader
         {
             var old = slot.Tensor;
             var type = old.dtype.IsFloatingPointType() ? dtype : old.dtype;
+            var read = LoadTrace.Phase("read");
             var value = key is null ? Initialise(slot, type, device) : checkpoint.Read(key, type, device);
+            read?.Stop();
+            using var assign = LoadTrace.Phase("assign");
             if (slot.IsParameter) value = new Parameter(value, requires_grad: old.requires_grad);
             Assign(slot, value);
             loaded[slot] = value;
@@ -130,6 +135,7 @@ internal static class CheckpointLoader
             Assign(t, loaded[source]);
         }
         // Only now: a meta tensor may be held by more than one module until every slot is reassigned.
+        using var release = LoadTrace.Phase("release");
         foreach (var slot in all.Where(s => !(s.Owner is Quantization.QuantizedLinear && s.Name == "weight"))) slot.Tensor.Dispose();
     }
 

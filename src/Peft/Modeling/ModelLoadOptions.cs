@@ -46,6 +46,16 @@ public sealed record ModelLoadOptions
     public bool LowCpuMemoryUsage { get; init; }
 
     /// <summary>
+    /// Whether weights loaded in their stored dtype on the CPU, which are views of the memory-mapped files (sharing the
+    /// page cache), are made resident as they are loaded, in bulk (<c>madvise(MADV_POPULATE_READ)</c> on Linux ≥ 5.14;
+    /// elsewhere one read per page): true by default, so the returned model holds its weights in memory and its first
+    /// forward pays no page faults. False leaves them lazily mapped, each page read on first use: loading returns
+    /// sooner, the first forward pays the rest, and weights a run never touches stay out of memory. Weights converted to
+    /// another dtype or device are read in full while loading either way.
+    /// </summary>
+    public bool PopulatePages { get; init; } = true;
+
+    /// <summary>
     /// Quantize the model body's Linear layers on load (transformers' <c>quantization_config</c>), or null to keep every
     /// weight in <see cref="DType"/>. Each weight is read and quantized alone, so memory stays near the quantized size
     /// (with <see cref="LowCpuMemoryUsage"/>). A checkpoint saved by bitsandbytes (4-bit <c>weight.absmax</c>... or

@@ -123,6 +123,86 @@ public class LoadOptionsTests
     }
 
     [Fact]
+    public void PopulatedAndLazilyMappedLoadsGiveTheCheckpointsValues()
+    {
+        using var scope = NewDisposeScope();
+        using var scratch = new ScratchDirectory();
+        var weights = ModelWeights.Load(Fixtures.Path("models", "llama-clm")).ToDictionary(p => p.Key, p => p.Value.to(ScalarType.BFloat16));
+        // Small shards: most tensors start inside a page and many end inside one.
+        ModelWeights.Save(scratch.Path, weights, maxShardBytes: 20_000);
+        File.Copy(Fixtures.Path("models", "llama-clm", "config.json"), scratch.File("config.json"));
+
+        foreach (var populate in new[] { true, false })
+        {
+            var state = PeftModels.Default.LoadPretrained(scratch.Path, TaskType.CausalLM,
+                new ModelLoadOptions { DType = ModelDType.BFloat16, PopulatePages = populate }).state_dict();
+            foreach (var (name, expected) in weights)
+            {
+                Assert.True(state[name].equal(expected).all().item<bool>(), $"populate {populate}: {name} differs from the checkpoint");
+            }
+        }
+    }
+
+    [Fact]
+    public void AnEmbeddingBuiltOnMetaHoldsNoStorageAndKeepsItsPaddingRow()
+    {
+        using var scope = NewDisposeScope();
+        var previous = get_default_device();
+        set_default_device(new Device("meta"));
+        TorchSharp.Modules.Embedding embedding;
+        try
+        {
+            embedding = Peft.Layers.Embeddings.Create(32_000, 64, paddingIndex: 5);
+        }
+        finally
+        {
+            set_default_device(previous);
+        }
+        Assert.Equal(DeviceType.META, embedding.weight!.device_type);
+        Assert.Equal([32_000L, 64L], embedding.weight.shape);
+        Assert.Equal(5L, Peft.Layers.Embeddings.PaddingIndexOf(embedding));
+
+        // Given real rows (as loading assigns them), it looks them up, and the padding row gets no gradient.
+        embedding.weight = new TorchSharp.Modules.Parameter(arange(0, 8 * 3, dtype: ScalarType.Float32).reshape(8, 3));
+        var output = embedding.forward(tensor(new long[] { 5, 7 }));
+        Assert.True(output[1].equal(arange(21, 24, dtype: ScalarType.Float32)).all().item<bool>());
+        output.sum().backward();
+        var gradient = embedding.weight.grad!;
+        Assert.Equal(0f, gradient[5].abs().sum().item<float>());
+        Assert.Equal(3f, gradient[7].sum().item<float>());
+    }
+
+    [Fact]
+    public void MappedPagesComeInInBulkWhereTheKernelOffersItAndByReadsOtherwise()
+    {
+        using var scope = NewDisposeScope();
+        using var scratch = new ScratchDirectory();
+        var values = arange(0, 50_000, dtype: ScalarType.Float32).reshape(250, 200);
+        // Four bytes first, so that "b" starts inside a page, not on its boundary.
+        var header = """{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[250,200],"data_offsets":[4,200004]}}""";
+        header += new string(' ', (8 - (8 + header.Length) % 8) % 8);
+        var data = new byte[200_004];
+        values.bytes.ToArray().CopyTo(data, 4);
+        scratch.WriteRaw("model.safetensors", header, data);
+        const long chunk = 3 * 4096 + 100;   // each call starts inside a page too
+
+        using (var checkpoint = MappedCheckpoint.Open(scratch.Path))
+        {
+            checkpoint.PopulatePages = false;
+            var b = checkpoint.Read("b", ScalarType.Float32, CPU);
+            Assert.Equal(OperatingSystem.IsLinux() && Environment.OSVersion.Version >= new Version(5, 14), MappedPages.Populate(b, chunk));
+            Assert.True(b.equal(values).all().item<bool>());
+        }
+        using (var checkpoint = MappedCheckpoint.Open(scratch.Path))
+        {
+            checkpoint.PopulatePages = false;
+            var b = checkpoint.Read("b", ScalarType.Float32, CPU);
+            Assert.False(MappedPages.Populate(b, chunk, advise: false));
+            Assert.True(b.equal(values).all().item<bool>());
+        }
+    }
+
+    [Fact]
     public void AHeadTheCheckpointLacksIsInitialisedAndTheRestIsLoaded()
     {
         using var scope = NewDisposeScope();
