@@ -13,18 +13,18 @@ public static class Embeddings
 {
     private static readonly ConditionalWeakTable<Embedding, StrongBox<long>> PaddingIndices = new();
 
-    /// <summary>An embedding like <c>nn.Embedding(count, dim, padding_idx)</c>.</summary>
+    /// <summary>
+    /// An embedding like <c>nn.Embedding(count, dim, padding_idx)</c>; built with the default device on <c>meta</c> (an
+    /// initialisation-free build for loading), its weight is a meta tensor and nothing is allocated or initialised.
+    /// </summary>
     public static Embedding Create(long count, long dim, long? paddingIndex = null)
     {
         Embedding embedding;
         if (torch.get_default_device().type == DeviceType.META)
         {
-            // TorchSharp builds nn.Embedding in C++, on the CPU and randomly initialised whatever the default device (its
-            // from_pretrained too): a model built on `meta` for loading would fill a weight the checkpoint then replaces
-            // (262 MB of float32 and about 0.4 s for a 32,000 × 2048 vocabulary). So the C++ module gets the fewest rows its
-            // padding index allows, and the weight of the real shape is a meta one.
-            var rows = paddingIndex is { } padding ? Math.Max(padding + 1, -padding) : 1;
-            embedding = torch.nn.Embedding(rows, 1, padding_idx: paddingIndex);
+            // A model built on `meta` for loading would fill a weight the checkpoint then replaces (262 MB of float32 and
+            // about 0.4 s for a 32,000 × 2048 vocabulary): the weight of the real shape is a meta one.
+            embedding = Placeholder(paddingIndex);
             embedding.weight = new Parameter(torch.empty(count, dim));
         }
         else
@@ -34,6 +34,13 @@ public static class Embeddings
         if (paddingIndex is { } index) PaddingIndices.AddOrUpdate(embedding, new StrongBox<long>(index));
         return embedding;
     }
+
+    /// <summary>
+    /// An embedding module to give a weight to. TorchSharp builds nn.Embedding in C++, on the CPU and randomly initialised
+    /// whatever the device asked for (its from_pretrained too), so it gets the fewest rows its padding index allows.
+    /// </summary>
+    private static Embedding Placeholder(long? paddingIndex) =>
+        torch.nn.Embedding(paddingIndex is { } padding ? Math.Max(padding + 1, -padding) : 1, 1, padding_idx: paddingIndex);
 
     /// <summary>The padding index <paramref name="embedding"/> was created with, if any.</summary>
     public static long? PaddingIndexOf(Embedding embedding) =>
@@ -48,9 +55,7 @@ public static class Embeddings
     {
         var weight = RegisteredWeight(source);
         var padding = PaddingIndexOf(source);
-        // TorchSharp builds nn.Embedding in C++, on the CPU and randomly initialised whatever the device asked for: the
-        // module gets the fewest rows its padding index allows before it takes the shared weight.
-        var tied = torch.nn.Embedding(padding is { } p ? Math.Max(p + 1, -p) : 1, 1, padding_idx: padding);
+        var tied = Placeholder(padding);
         tied.weight = weight;
         if (padding is { } index) PaddingIndices.AddOrUpdate(tied, new StrongBox<long>(index));
         return tied;

@@ -28,7 +28,7 @@ public sealed partial class BartEncoder : nn.Module, IGradientCheckpointing
     {
         embed_tokens = Peft.Layers.Embeddings.Tied(shared);
         _embedScale = config.EmbedScale;
-        embed_positions = nn.Embedding(config.MaxPositionEmbeddings + PositionOffset, config.DModel);
+        embed_positions = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings + PositionOffset, config.DModel);
         layers = nn.ModuleList(Enumerable.Range(0, config.EncoderLayers).Select(_ => new BartEncoderLayer(config)).ToArray());
         layernorm_embedding = nn.LayerNorm(config.DModel);
         dropout = nn.Dropout(config.Dropout);
@@ -67,7 +67,7 @@ public sealed partial class BartDecoder : nn.Module, IGradientCheckpointing
     {
         embed_tokens = Peft.Layers.Embeddings.Tied(shared);
         _embedScale = config.EmbedScale;
-        embed_positions = nn.Embedding(config.MaxPositionEmbeddings + BartEncoder.PositionOffset, config.DModel);
+        embed_positions = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings + BartEncoder.PositionOffset, config.DModel);
         layers = nn.ModuleList(Enumerable.Range(0, config.DecoderLayers).Select(_ => new BartDecoderLayer(config)).ToArray());
         layernorm_embedding = nn.LayerNorm(config.DModel);
         dropout = nn.Dropout(config.Dropout);

@@ -31,8 +31,8 @@ public sealed partial class BertEmbeddings : nn.Module, IBertEmbeddings
     public BertEmbeddings(BertConfig config) : base("BertEmbeddings")
     {
         word_embeddings = Embeddings.Create(config.VocabSize, config.HiddenSize, config.PadTokenId);
-        position_embeddings = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.HiddenSize);
+        position_embeddings = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings, config.HiddenSize);
+        token_type_embeddings = Peft.Layers.Embeddings.Create(config.TypeVocabSize, config.HiddenSize);
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         dropout = nn.Dropout(config.HiddenDropoutProb);
         RegisterComponents();

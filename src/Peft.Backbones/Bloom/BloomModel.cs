@@ -52,7 +52,7 @@ public sealed partial class BloomModel : nn.Module, IDecoderStack, IGradientChec
     public BloomModel(BloomConfig config) : base("BloomModel")
     {
         Config = config;
-        word_embeddings = nn.Embedding(config.VocabSize, config.HiddenSize);
+        word_embeddings = Peft.Layers.Embeddings.Create(config.VocabSize, config.HiddenSize);
         word_embeddings_layernorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);
         h = nn.ModuleList(Enumerable.Range(0, config.NLayer).Select(_ => new BloomBlock(config)).ToArray());
         ln_f = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);

@@ -133,8 +133,8 @@ public sealed partial class ClipTextEmbeddings : nn.Module
     /// <summary>Embeddings sized by the config.</summary>
     public ClipTextEmbeddings(ClipTextConfig config) : base("CLIPTextEmbeddings")
     {
-        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize);
-        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
+        token_embedding = Peft.Layers.Embeddings.Create(config.VocabSize, config.HiddenSize);
+        position_embedding = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings, config.HiddenSize);
         RegisterComponents();
     }
 

@@ -26,8 +26,8 @@ public sealed partial class DebertaEmbeddings : nn.Module
     public DebertaEmbeddings(DebertaConfig config, nn.Module<Tensor, Tensor> layerNorm) : base("DebertaEmbeddings")
     {
         word_embeddings = Layers.Embeddings.Create(config.VocabSize, config.EmbeddingSize, config.PadTokenId);
-        if (config.PositionBiasedInput) position_embeddings = nn.Embedding(config.MaxPositionEmbeddings, config.EmbeddingSize);
-        if (config.TypeVocabSize > 0) token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.EmbeddingSize);
+        if (config.PositionBiasedInput) position_embeddings = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings, config.EmbeddingSize);
+        if (config.TypeVocabSize > 0) token_type_embeddings = Peft.Layers.Embeddings.Create(config.TypeVocabSize, config.EmbeddingSize);
         if (config.EmbeddingSize != config.HiddenSize) embed_proj = nn.Linear(config.EmbeddingSize, config.HiddenSize, hasBias: false);
         layer_norm = layerNorm;
         dropout = nn.Dropout(config.HiddenDropoutProb);
@@ -71,7 +71,7 @@ public sealed class DebertaEncoder : nn.Module, IGradientCheckpointing
     public DebertaEncoder(DebertaConfig config) : base(nameof(DebertaEncoder))
     {
         layer = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new DebertaLayer(config)).ToArray());
-        if (config.RelativeAttention) rel_embeddings = nn.Embedding(config.MaxRelativePositions * 2, config.HiddenSize);
+        if (config.RelativeAttention) rel_embeddings = Peft.Layers.Embeddings.Create(config.MaxRelativePositions * 2, config.HiddenSize);
         RegisterComponents();
     }
 

@@ -30,7 +30,7 @@ public sealed class DebertaV2Encoder : nn.Module, IGradientCheckpointing
         {
             _positionBuckets = config.PositionBuckets;
             _maxRelativePositions = config.MaxRelativePositions;
-            rel_embeddings = nn.Embedding(config.PosEbdSize * 2, config.HiddenSize);
+            rel_embeddings = Peft.Layers.Embeddings.Create(config.PosEbdSize * 2, config.HiddenSize);
         }
         if (config.NormalisesRelEmbeddings) layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         if (config.ConvKernelSize > 0) conv = new ConvLayer(config);

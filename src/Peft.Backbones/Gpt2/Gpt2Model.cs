@@ -50,8 +50,8 @@ public sealed partial class Gpt2Model : nn.Module, IDecoderStack, IGradientCheck
     public Gpt2Model(Gpt2Config config) : base("GPT2Model")
     {
         Config = config;
-        wte = nn.Embedding(config.VocabSize, config.NEmbd);
-        wpe = nn.Embedding(config.NPositions, config.NEmbd);
+        wte = Peft.Layers.Embeddings.Create(config.VocabSize, config.NEmbd);
+        wpe = Peft.Layers.Embeddings.Create(config.NPositions, config.NEmbd);
         drop = nn.Dropout(config.EmbdPdrop);
         h = nn.ModuleList(Enumerable.Range(0, config.NLayer).Select(i => new Gpt2Block(config, i)).ToArray());
         ln_f = nn.LayerNorm(config.NEmbd, config.LayerNormEpsilon);

@@ -47,7 +47,7 @@ public sealed partial class GptJModel : nn.Module, IDecoderStack, IGradientCheck
     public GptJModel(GptJConfig config) : base("GPTJModel")
     {
         Config = config;
-        wte = nn.Embedding(config.VocabSize, config.NEmbd);
+        wte = Peft.Layers.Embeddings.Create(config.VocabSize, config.NEmbd);
         drop = nn.Dropout(config.EmbdPdrop);
         h = nn.ModuleList(Enumerable.Range(0, config.NLayer).Select(_ => new GptJBlock(config)).ToArray());
         ln_f = nn.LayerNorm(config.NEmbd, config.LayerNormEpsilon);

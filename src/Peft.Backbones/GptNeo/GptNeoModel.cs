@@ -52,8 +52,8 @@ public sealed partial class GptNeoModel : nn.Module, IDecoderStack, IGradientChe
     public GptNeoModel(GptNeoConfig config) : base("GPTNeoModel")
     {
         Config = config;
-        wte = nn.Embedding(config.VocabSize, config.HiddenSize);
-        wpe = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
+        wte = Peft.Layers.Embeddings.Create(config.VocabSize, config.HiddenSize);
+        wpe = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings, config.HiddenSize);
         drop = nn.Dropout(config.EmbedDropout);
         h = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(i => new GptNeoBlock(config, i)).ToArray());
         ln_f = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon);

@@ -70,7 +70,7 @@ public sealed partial class GptNeoXModel : nn.Module, IDecoderStack, IGradientCh
     public GptNeoXModel(GptNeoXConfig config) : base("GPTNeoXModel")
     {
         Config = config;
-        embed_in = nn.Embedding(config.VocabSize, config.HiddenSize);
+        embed_in = Peft.Layers.Embeddings.Create(config.VocabSize, config.HiddenSize);
         emb_dropout = nn.Dropout(config.HiddenDropout);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new GptNeoXLayer(config)).ToArray());
         final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);

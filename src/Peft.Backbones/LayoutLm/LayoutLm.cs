@@ -39,12 +39,12 @@ public sealed partial class LayoutLmEmbeddings : nn.Module, IBertEmbeddings
     public LayoutLmEmbeddings(LayoutLmConfig config) : base("LayoutLMEmbeddings")
     {
         word_embeddings = Embeddings.Create(config.VocabSize, config.HiddenSize, config.PadTokenId);
-        position_embeddings = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        x_position_embeddings = nn.Embedding(config.Max2dPositionEmbeddings, config.HiddenSize);
-        y_position_embeddings = nn.Embedding(config.Max2dPositionEmbeddings, config.HiddenSize);
-        h_position_embeddings = nn.Embedding(config.Max2dPositionEmbeddings, config.HiddenSize);
-        w_position_embeddings = nn.Embedding(config.Max2dPositionEmbeddings, config.HiddenSize);
-        token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.HiddenSize);
+        position_embeddings = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings, config.HiddenSize);
+        x_position_embeddings = Peft.Layers.Embeddings.Create(config.Max2dPositionEmbeddings, config.HiddenSize);
+        y_position_embeddings = Peft.Layers.Embeddings.Create(config.Max2dPositionEmbeddings, config.HiddenSize);
+        h_position_embeddings = Peft.Layers.Embeddings.Create(config.Max2dPositionEmbeddings, config.HiddenSize);
+        w_position_embeddings = Peft.Layers.Embeddings.Create(config.Max2dPositionEmbeddings, config.HiddenSize);
+        token_type_embeddings = Peft.Layers.Embeddings.Create(config.TypeVocabSize, config.HiddenSize);
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         dropout = nn.Dropout(config.HiddenDropoutProb);
         RegisterComponents();

@@ -31,7 +31,7 @@ public sealed partial class OptDecoder : nn.Module, IGradientCheckpointing
     {
         Config = config;
         embed_tokens = Embeddings.Create(config.VocabSize, config.WordEmbedProjDim, config.PadTokenId);
-        embed_positions = nn.Embedding(config.MaxPositionEmbeddings + OptConfig.PositionOffset, config.HiddenSize);
+        embed_positions = Peft.Layers.Embeddings.Create(config.MaxPositionEmbeddings + OptConfig.PositionOffset, config.HiddenSize);
         if (config.WordEmbedProjDim != config.HiddenSize)
         {
             project_out = nn.Linear(config.HiddenSize, config.WordEmbedProjDim, hasBias: false);

@@ -31,7 +31,7 @@ public sealed partial class RobertaEmbeddings : nn.Module, IBertEmbeddings
     {
         _paddingIndex = config.PadTokenId ?? 1;
         word_embeddings = Embeddings.Create(config.VocabSize, config.HiddenSize, _paddingIndex);
-        token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.HiddenSize);
+        token_type_embeddings = Peft.Layers.Embeddings.Create(config.TypeVocabSize, config.HiddenSize);
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         dropout = nn.Dropout(config.HiddenDropoutProb);
         position_embeddings = Embeddings.Create(config.MaxPositionEmbeddings, config.HiddenSize, _paddingIndex);

@@ -36,7 +36,7 @@ public sealed partial class T5ForConditionalGeneration : PreTrainedModel
         : base(config.IsMT5 ? "MT5ForConditionalGeneration" : "T5ForConditionalGeneration", config, TaskType.Seq2SeqLM)
     {
         T5 = config;
-        var embedding = nn.Embedding(config.VocabSize, config.DModel);
+        var embedding = Peft.Layers.Embeddings.Create(config.VocabSize, config.DModel);
         shared = embedding;
         encoder = new T5Stack(config, isDecoder: false, embedding);
         decoder = new T5Stack(config, isDecoder: true, embedding);

@@ -81,7 +81,7 @@ public sealed partial class T5Attention : nn.Module
         k = nn.Linear(config.DModel, inner, hasBias: false);
         v = nn.Linear(config.DModel, inner, hasBias: false);
         o = nn.Linear(inner, config.DModel, hasBias: false);
-        if (hasRelativeAttentionBias) relative_attention_bias = nn.Embedding(_numBuckets, _heads);
+        if (hasRelativeAttentionBias) relative_attention_bias = Peft.Layers.Embeddings.Create(_numBuckets, _heads);
         dropout = nn.Dropout(config.DropoutRate);
         RegisterComponents();
     }
