@@ -42,6 +42,22 @@ public sealed class CliTests
         Assert.Contains(named, run.AssertUserError());
     }
 
+    [Theory]
+    [InlineData("gpt2-clm", "GPT2LMHeadModel (gpt2, CAUSAL_LM)", "bfloat16", "BFloat16", "true")]
+    [InlineData("t5-s2s", "T5ForConditionalGeneration (t5, SEQ_2_SEQ_LM)", "float32", "Float32", "false")]
+    public async Task InspectWithoutAnAdapterDescribesTheBaseModel(string model, string header, string dtype, string shown, string lowMemory)
+    {
+        var run = await CliRun.Of("inspect", "--model", TestFiles.Fixture("models", model), "--dtype", dtype, "--low-cpu-memory-usage", lowMemory);
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains(header, run.Console);
+        // The count the reference's get_nb_trainable_parameters gives the base model (a tied weight counted once).
+        var expected = PeftModels.Default.LoadPretrained(TestFiles.Fixture("models", model), model == "t5-s2s" ? TaskType.Seq2SeqLM : TaskType.CausalLM)
+            .parameters().Sum(p => p.numel());
+        Assert.Contains($"parameters: {expected:N0}", run.Console.Replace("\n", "", StringComparison.Ordinal));
+        Assert.Matches($@"(?m)^dtype: {shown}; device: cpu\s*$", run.Console);
+        Assert.Matches(@"(?m)^loaded in \d+\.\d\d s; peak memory \d+ MiB\s*$", run.Console);
+    }
+
     [Fact]
     public async Task InspectShowsARealAdaptersShapes()
     {

@@ -135,12 +135,12 @@ public sealed class InspectOptions : ModelLoadingOptions
     [Description("The adapter directory.")]
     public string? Adapter { get; set; }
 
-    /// <summary>A base model directory: with it, the trainable-parameter line is computed.</summary>
-    [Description("A base model directory: with it, the trainable-parameter line is printed too.")]
+    /// <summary>A base model directory: with an adapter, the trainable-parameter line is computed; alone, the base model is inspected.</summary>
+    [Description("A base model directory: with --adapter, the trainable-parameter line is printed too; alone, the base model's architecture, parameter count, dtype, device, load time and peak memory.")]
     public string? Model { get; set; }
 
-    /// <summary>The task (default: the adapter's task_type).</summary>
-    [Description("The task (CAUSAL_LM, SEQ_CLS, ...) [default: the adapter's task_type]")]
+    /// <summary>The task (default: the adapter's task_type, or for a base model the task of config.json's architectures).</summary>
+    [Description("The task (CAUSAL_LM, SEQ_CLS, ...) [default: the adapter's task_type; for a base model alone, config.json's architectures]")]
     public string? Task { get; set; }
 }
 

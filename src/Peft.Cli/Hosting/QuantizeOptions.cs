@@ -33,6 +33,10 @@ public abstract class ModelLoadingOptions
     /// <summary>cpu, cuda or cuda:N; null: cpu.</summary>
     [Description(QuantizeOptionChecks.DeviceHelp)]
     public string? Device { get; set; }
+
+    /// <summary>Build the model on the meta device and map the weights in (<see cref="ModelLoadOptions.LowCpuMemoryUsage"/>); on by default in the CLI, where one command runs per process.</summary>
+    [Description(QuantizeOptionChecks.LowCpuMemoryUsageHelp)]
+    public bool LowCpuMemoryUsage { get; set; } = true;
 }
 
 /// <summary>Turns <see cref="ModelLoadingOptions"/> into load options, refusing combinations that mean nothing.</summary>
@@ -52,6 +56,9 @@ public static class QuantizeOptionChecks
 
     /// <summary>The help text of <c>--device</c>.</summary>
     public const string DeviceHelp = "Where the model runs: cpu, cuda or cuda:N (a CUDA build of libtorch and a GPU) [default: cpu]";
+
+    /// <summary>The help text of <c>--low-cpu-memory-usage</c>.</summary>
+    public const string LowCpuMemoryUsageHelp = "Build the model without initialising its weights and map the checkpoint's tensors in (transformers' low_cpu_mem_usage): about the files' size in memory instead of twice the model; false builds and initialises the model first [default: true]";
 
     /// <summary>The problems of the options, empty when they are fine.</summary>
     public static IEnumerable<string> Problems(ModelLoadingOptions options)
@@ -85,6 +92,7 @@ public static class QuantizeOptionChecks
         {
             DType = options.Dtype is { } dtype ? ModelLoadOptions.ParseDType(dtype) : ModelDType.Float32,
             Device = options.Device ?? "cpu",
+            LowCpuMemoryUsage = options.LowCpuMemoryUsage,
         };
         try
         {
