@@ -41,6 +41,7 @@ var workloads = new Dictionary<string, Func<Dictionary<string, object>>>
     ["multi-adapter"] = MultiAdapter.Run,
     ["tinyllama-load"] = TinyLlamaLoad.Run,
     ["tinyllama-qlora"] = TinyLlamaQLora.Run,
+    ["minilm-quantized-linear"] = MiniLmQuantizedLinear.Run,
     ["tinyllama-step"] = TinyLlamaStep.Run,
 };
 // --threads N: libtorch's intra-op threads (default: one per processor). On a machine loaded by other work, one
