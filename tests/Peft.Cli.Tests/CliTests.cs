@@ -50,12 +50,21 @@ public sealed class CliTests
         var run = await CliRun.Of("inspect", "--model", TestFiles.Fixture("models", model), "--dtype", dtype, "--low-cpu-memory-usage", lowMemory);
         Assert.Equal(0, run.ExitCode);
         Assert.Contains(header, run.Console);
-        // The count the reference's get_nb_trainable_parameters gives the base model (a tied weight counted once).
-        var expected = PeftModels.Default.LoadPretrained(TestFiles.Fixture("models", model), model == "t5-s2s" ? TaskType.Seq2SeqLM : TaskType.CausalLM)
-            .parameters().Sum(p => p.numel());
-        Assert.Contains($"parameters: {expected:N0}", run.Console.Replace("\n", "", StringComparison.Ordinal));
+        // The reference's count of the base model (a tied weight counted once): its LoRA case's "all params" less the adapter's.
+        using var meta = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TestFiles.Fixture("cases", model + "-lora", "meta.json")));
+        var counts = System.Text.RegularExpressions.Regex.Matches(meta.RootElement.GetProperty("print_trainable_parameters").GetString()!, @"[\d,]+(?= \|\||$)");
+        var expected = long.Parse(counts[1].Value.Replace(",", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture)
+            - meta.RootElement.GetProperty("trainable_params").GetInt64();
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"parameters: {expected:N0}"), run.Console);
         Assert.Matches($@"(?m)^dtype: {shown}; device: cpu\s*$", run.Console);
         Assert.Matches(@"(?m)^loaded in \d+\.\d\d s; peak memory \d+ MiB\s*$", run.Console);
+    }
+
+    [Fact]
+    public async Task InspectRefusesATaskTheArchitectureHasNoHeadFor()
+    {
+        var run = await CliRun.Of("inspect", "--model", Gpt2, "--task", "SEQ_2_SEQ_LM");
+        Assert.Equal("peft inspect: --task: gpt2 has no head for SEQ_2_SEQ_LM; supported: CAUSAL_LM, SEQ_CLS, TOKEN_CLS.", run.AssertUserError());
     }
 
     [Fact]

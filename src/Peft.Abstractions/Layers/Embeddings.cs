@@ -42,6 +42,19 @@ public static class Embeddings
     private static Embedding Placeholder(long? paddingIndex) =>
         torch.nn.Embedding(paddingIndex is { } padding ? Math.Max(padding + 1, -padding) : 1, 1, padding_idx: paddingIndex);
 
+    /// <summary>
+    /// The base embedding of <paramref name="embedding"/>, looking through adapter layers and modules_to_save wrappers (a
+    /// tied head keeps reading the original, as the reference's does).
+    /// </summary>
+    /// <exception cref="NotSupportedException">Under the wrappers there is no embedding.</exception>
+    public static Embedding BaseOf(torch.nn.Module<torch.Tensor, torch.Tensor> embedding) => embedding switch
+    {
+        IAdapterLayer adapter => BaseOf(adapter.BaseLayer),
+        Tuners.ModulesToSaveWrapper wrapper => BaseOf(wrapper.Original),
+        Embedding plain => plain,
+        _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
+    };
+
     /// <summary>The padding index <paramref name="embedding"/> was created with, if any.</summary>
     public static long? PaddingIndexOf(Embedding embedding) =>
         PaddingIndices.TryGetValue(embedding, out var box) ? box.Value : null;

@@ -159,14 +159,8 @@ public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
     /// <summary>The weight of an embedding, looking through adapter layers to the base embedding.</summary>
     protected static Tensor EmbeddingWeight(nn.Module<Tensor, Tensor> embedding) => BaseEmbedding(embedding).weight!;
 
-    /// <summary>The base embedding of <paramref name="embedding"/>, looking through adapter layers and modules_to_save wrappers.</summary>
-    protected static TorchSharp.Modules.Embedding BaseEmbedding(nn.Module<Tensor, Tensor> embedding) => embedding switch
-    {
-        IAdapterLayer adapter => BaseEmbedding(adapter.BaseLayer),
-        Tuners.ModulesToSaveWrapper wrapper => BaseEmbedding(wrapper.Original), // a tied head keeps the original, as the reference's
-        TorchSharp.Modules.Embedding plain => plain,
-        _ => throw new NotSupportedException($"{embedding.GetType().Name} is not an embedding."),
-    };
+    /// <inheritdoc cref="Layers.Embeddings.BaseOf"/>
+    protected static TorchSharp.Modules.Embedding BaseEmbedding(nn.Module<Tensor, Tensor> embedding) => Layers.Embeddings.BaseOf(embedding);
 
     /// <summary>
     /// A bias-free Linear head whose weight is <paramref name="embedding"/>'s own parameter object (a tied head, as

@@ -20,15 +20,6 @@ internal static class ScaledEmbeddings
         var embeds = embedTokens.call(ids);
         if (scale == 1.0) return embeds;
         if (embedTokens is not IAdapterLayer adapter) return embeds * scale;
-        var weight = BaseWeight(adapter.BaseLayer);
-        var baseEmbeds = weight.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, weight.shape[1]]);
-        return embeds + (scale - 1.0) * baseEmbeds;
+        return embeds + (scale - 1.0) * Peft.Layers.Embeddings.BaseOf(adapter.BaseLayer).call(ids);
     }
-
-    private static Tensor BaseWeight(nn.Module<Tensor, Tensor> layer) => layer switch
-    {
-        IAdapterLayer adapter => BaseWeight(adapter.BaseLayer),
-        TorchSharp.Modules.Embedding embedding => embedding.weight!,
-        _ => throw new NotSupportedException($"BART's scaled embedding cannot look through a {layer.GetType().Name}."),
-    };
 }

@@ -20,4 +20,16 @@ internal static class CommandChecks
         if (!File.Exists(value)) throw new CommandLineException($"{option}: file '{value}' not found.");
         return value;
     }
+
+    /// <summary>
+    /// <paramref name="task"/>, when <paramref name="modelDirectory"/>'s architecture has a head for it; an error naming
+    /// <c>--task</c> and the tasks it has otherwise (instead of the library's exception from deep in the load).
+    /// </summary>
+    public static TaskType SupportedTask(PeftModels models, string modelDirectory, TaskType task)
+    {
+        var (architecture, _) = models.ReadConfig(modelDirectory);
+        if (architecture.SupportedTasks.Contains(task)) return task;
+        throw new CommandLineException(
+            $"--task: {architecture.ModelType} has no head for {task.Name}; supported: {string.Join(", ", architecture.SupportedTasks.Select(t => t.Name))}.");
+    }
 }

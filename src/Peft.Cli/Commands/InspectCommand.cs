@@ -59,7 +59,9 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
 
         if (settings.Model is { } modelDirectory)
         {
-            var task = settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task.");
+            CommandChecks.ExistingDirectory(modelDirectory, "--model");
+            var task = CommandChecks.SupportedTask(models, modelDirectory,
+                settings.Task is { } name ? new TaskType(name) : config.TaskType ?? throw new CommandLineException("--task: the adapter has no task_type; pass --task."));
             var loadOptions = QuantizeOptionChecks.LoadOptions(settings);
             var (model, loadSeconds, peak) = Load(settings, modelDirectory, task);
             var peft = models.FromPretrained(model, adapter, isTrainable: true);
@@ -72,8 +74,8 @@ public sealed class InspectCommand(IOptions<InspectOptions> options, PeftModels 
 
     private void InspectBaseModel(InspectOptions settings, string modelDirectory)
     {
-        if (!Directory.Exists(modelDirectory)) throw new CommandLineException($"--model: directory '{modelDirectory}' not found.");
-        var task = settings.Task is { } name ? new TaskType(name) : TaskOf(modelDirectory);
+        CommandChecks.ExistingDirectory(modelDirectory, "--model");
+        var task = settings.Task is { } name ? CommandChecks.SupportedTask(models, modelDirectory, new TaskType(name)) : TaskOf(modelDirectory);
         var (model, loadSeconds, peak) = Load(settings, modelDirectory, task);
         var (_, all) = ParameterCounts.Of(model);
         var device = model.parameters().Select(p => p.device.ToString()).FirstOrDefault() ?? "cpu";

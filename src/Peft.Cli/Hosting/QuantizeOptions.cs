@@ -58,7 +58,7 @@ public static class QuantizeOptionChecks
     public const string DeviceHelp = "Where the model runs: cpu, cuda or cuda:N (a CUDA build of libtorch and a GPU) [default: cpu]";
 
     /// <summary>The help text of <c>--low-cpu-memory-usage</c>.</summary>
-    public const string LowCpuMemoryUsageHelp = "Build the model without initialising its weights and map the checkpoint's tensors in (transformers' low_cpu_mem_usage): about the files' size in memory instead of twice the model; false builds and initialises the model first [default: true]";
+    public const string LowCpuMemoryUsageHelp = "Build the model without initialising its weights and map the checkpoint's tensors in (transformers' low_cpu_mem_usage): about the files' size in memory instead of twice the model; false builds and initialises the model first";
 
     /// <summary>The problems of the options, empty when they are fine.</summary>
     public static IEnumerable<string> Problems(ModelLoadingOptions options)

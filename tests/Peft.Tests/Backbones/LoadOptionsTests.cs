@@ -105,9 +105,7 @@ public class LoadOptionsTests
     {
         using var scope = NewDisposeScope();
         using var scratch = new ScratchDirectory();
-        var weights = ModelWeights.Load(Fixtures.Path("models", "llama-clm")).ToDictionary(p => p.Key, p => p.Value.to(ScalarType.BFloat16));
-        ModelWeights.Save(scratch.Path, weights, maxShardBytes: 20_000);
-        File.Copy(Fixtures.Path("models", "llama-clm", "config.json"), scratch.File("config.json"));
+        var weights = ShardedBf16Llama(scratch);
         var before = Directory.GetFiles(scratch.Path, "*.safetensors").Order().Select(File.ReadAllBytes).ToList();
 
         var model = PeftModels.Default.LoadPretrained(scratch.Path, TaskType.CausalLM, new ModelLoadOptions { DType = ModelDType.BFloat16 });
@@ -127,10 +125,7 @@ public class LoadOptionsTests
     {
         using var scope = NewDisposeScope();
         using var scratch = new ScratchDirectory();
-        var weights = ModelWeights.Load(Fixtures.Path("models", "llama-clm")).ToDictionary(p => p.Key, p => p.Value.to(ScalarType.BFloat16));
-        // Small shards: most tensors start inside a page and many end inside one.
-        ModelWeights.Save(scratch.Path, weights, maxShardBytes: 20_000);
-        File.Copy(Fixtures.Path("models", "llama-clm", "config.json"), scratch.File("config.json"));
+        var weights = ShardedBf16Llama(scratch);
 
         foreach (var populate in new[] { true, false })
         {
@@ -235,5 +230,14 @@ public class LoadOptionsTests
         Assert.Equal([1.5f, -2f], b.data<float>().ToArray());
         Assert.Equal(7, checkpoint.Read("a", ScalarType.Byte, CPU).item<byte>());
         Assert.Equal([1.5, -2.0], checkpoint.Read("b", ScalarType.Float64, CPU).data<double>().ToArray());
+    }
+
+    /// <summary>The Llama fixture saved in bf16 as small shards (most tensors start inside a page, many end inside one); its weights.</summary>
+    private static Dictionary<string, Tensor> ShardedBf16Llama(ScratchDirectory scratch)
+    {
+        var weights = ModelWeights.Load(Fixtures.Path("models", "llama-clm")).ToDictionary(p => p.Key, p => p.Value.to(ScalarType.BFloat16));
+        ModelWeights.Save(scratch.Path, weights, maxShardBytes: 20_000);
+        File.Copy(Fixtures.Path("models", "llama-clm", "config.json"), scratch.File("config.json"));
+        return weights;
     }
 }
