@@ -7,7 +7,7 @@ namespace Peft.Modeling;
 /// A model an architecture plugin builds: a TorchSharp module tree whose parameter names equal
 /// the Hugging Face checkpoint's, plus what PEFT methods need to know about it.
 /// </summary>
-public abstract class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
+public abstract partial class PreTrainedModel : nn.Module<ModelInputs, ModelOutputs>
 {
     /// <summary>Names the module and keeps the config and task it was built for.</summary>
     protected PreTrainedModel(string name, ModelConfig config, TaskType task) : base(name)

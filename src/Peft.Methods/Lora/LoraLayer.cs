@@ -137,7 +137,9 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
     /// </summary>
     private Tensor AddUpdate(Tensor result, Tensor x, Tensor a, Linear b, double scaling)
     {
-        if (!FusedUpdate || b.bias is not null)
+        // TorchSharp's addmm takes alpha as a float: a float64 adapter would use its scaling (α/√r for rsLoRA) rounded
+        // to float32, so it adds with a double alpha instead.
+        if (!FusedUpdate || b.bias is not null || a.dtype == ScalarType.Float64)
         {
             return result.add(b.call(nn.functional.linear(x, a)), alpha: scaling);
         }

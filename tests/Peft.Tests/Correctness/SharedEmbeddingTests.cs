@@ -211,4 +211,29 @@ public class SharedEmbeddingTests
         model.eval();
         return model.call(Batch(128)).Logits.detach().clone();
     }
+
+    [Theory]
+    [InlineData("t5-s2s", "q", "shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")]
+    [InlineData("bart-s2s", "q_proj", "model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight")]
+    public void ConvertingTheModelKeepsTheSharedWeightOneParameter(string name, string target, params string[] tied)
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var dtype in new[] { ScalarType.Float64, ScalarType.BFloat16 })
+        {
+            var model = Load(name, TaskType.Seq2SeqLM);
+            var peft = PeftModels.Default.GetPeftModel(model, Lora([target]));
+            var parameters = model.named_parameters().Count();
+            var line = peft.TrainableParametersLine();
+
+            peft.to(dtype);
+
+            Assert.Equal(parameters, model.named_parameters().Count());
+            Assert.Equal(line, peft.TrainableParametersLine());
+            var weights = model.state_dict();
+            Assert.All(tied, key => Assert.Equal(dtype, weights[key].dtype));
+            // One tensor behind every name: a change through one is seen through all.
+            using (torch.no_grad()) weights[tied[0]].add_(1);
+            Assert.All(tied.Skip(1), key => Assert.True(weights[key].eq(weights[tied[0]]).all().item<bool>(), $"{key} is no longer {tied[0]}"));
+        }
+    }
 }
