@@ -73,7 +73,8 @@ public sealed class ExactCaseWriter(PeftModels? models = null)
 
     private PeftModel LoadFloat64(string modelDirectory, TaskType task, string adapterDirectory, out Tensor baseLogits, ModelInputs? baseInputs)
     {
-        var model = _models.LoadPretrained(modelDirectory, task);
+        // The float32 run's attention path, so that the oracle differs from it in precision only.
+        var model = _models.LoadPretrained(modelDirectory, task, ConformanceRunner.WithFloat32Attention);
         model.to(ScalarType.Float64);
         baseLogits = baseInputs is null ? torch.empty(0) : model.call(baseInputs).Logits;
         var peft = _models.FromPretrained(model, adapterDirectory, isTrainable: true);

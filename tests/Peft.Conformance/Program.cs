@@ -1,6 +1,10 @@
 // Runs the Hugging Face PEFT reference cases:
 // dotnet run --project tests/Peft.Conformance -c Release -- [--float64] <fixtures-dir> [case-glob ...]
+// Development tool behind docs/COMPATIBILITY.md's "Float32 exactness" section (not run by CI):
+// dotnet run --project tests/Peft.Conformance -c Release -- precision-sweep <fixtures-dir> gpt2|llama|t5 <seeds> <lengths> [keep-dir]
 using Peft.Conformance;
+
+if (args.Length > 0 && args[0] == "precision-sweep") return PrecisionSweep.Run(args[1..]);
 
 var float64 = args.Contains("--float64");
 var positional = args.Where(a => a != "--float64").ToArray();
@@ -9,6 +13,7 @@ if (positional.Length == 0 || positional[0] is "-h" or "--help" || positional.An
     Console.Error.WriteLine("usage: Peft.Conformance [--float64] <fixtures-dir> [case-glob ...]");
     Console.Error.WriteLine("  --float64  our model, adapter and inputs in float64 against the float32 reference; a failing check");
     Console.Error.WriteLine("             prints |ours32 - ref|, |ours64 - ref| and |ours32 - ours64| and whether the gap is ours or rounding");
+    Console.Error.WriteLine("             (attention: the float32 run's eager path in both, so that only the precision differs)");
     return 2;
 }
 var fixtures = positional[0];

@@ -41,6 +41,24 @@ public class Float64ModeTests
         Assert.Null(fine.Cause);
     }
 
+    /// <summary>
+    /// Auto picks the explicit attention for float32 on the CPU and the fused kernel for float64: the float64 run pins the
+    /// float32 run's choice, so that the two differ in precision only; an explicit choice is kept.
+    /// </summary>
+    [Fact]
+    public void Float64RunUsesTheFloat32RunsAttentionPath()
+    {
+        using var scope = torch.NewDisposeScope();
+        var (_, config) = PeftModels.Default.ReadConfig(Fixtures.Path("models", "gpt2-clm"));
+        Assert.Equal(AttentionImplementation.Auto, config.AttnImplementation);
+        Assert.False(FusedAttention.Use(config.AttnImplementation, torch.zeros(1, 1, 2, 4)));
+        Assert.True(FusedAttention.Use(config.AttnImplementation, torch.zeros(1, 1, 2, 4, ScalarType.Float64)));
+
+        var pinned = ConformanceRunner.WithFloat32Attention(config).AttnImplementation;
+        Assert.Equal(FusedAttention.Use(config.AttnImplementation, torch.zeros(1, 1, 2, 4)), FusedAttention.Use(pinned, torch.zeros(1, 1, 2, 4, ScalarType.Float64)));
+        Assert.Equal(AttentionImplementation.Sdpa, ConformanceRunner.WithFloat32Attention(config with { AttnImplementation = AttentionImplementation.Sdpa }).AttnImplementation);
+    }
+
     [Fact]
     public void Float64RunPassesATinyCaseAndReportsAGapAsOurs()
     {
