@@ -33,7 +33,7 @@ internal static class InferenceRatios
             try { model.call(inputs); }
             finally { torch.set_num_threads(threads); }
         };
-        var variants = new List<(string, Action)>
+        var variants = new List<(string Name, Action Run)>
         {
             ("base", Forward(baseModel)),
             ("unmerged", Forward(unmerged)),
@@ -73,6 +73,10 @@ internal static class InferenceRatios
             ["managed_bytes_unmerged_forward"] = Measure.AllocatedBytes(Forward(unmerged)),
             ["managed_bytes_base_forward"] = Measure.AllocatedBytes(Forward(baseModel)),
         };
+        // Tensors created per forward, a lower bound on native calls, and the native calls themselves under the
+        // counting library (NativeCalls.cs).
+        NativeCalls.AddCounts(result, "forward", [("unmerged", "base"), ("unmerged_unfused", "base"), ("merged", "base"), ("unloaded", "base")],
+            [.. variants.Where(v => v.Name is "base" or "unmerged" or "unmerged_unfused" or "merged" or "unloaded")]);
         if (threads > 1)
         {
             result["base_1_thread_over_base"] = ms["base_1_thread"] / ms["base"];

@@ -66,7 +66,7 @@ internal static class LinearFloor
             ("gemm_forward", () => { using var _ = torch.no_grad(); BaseForward(); }),
             ("gemm_input_grad", () => { using var _ = torch.no_grad(); InputGrad(); }));
         var allocated = Measure.AllocatedBytes(() => Step(layer));
-        return new()
+        var result = new Dictionary<string, object>
         {
             ["lora_fwd_bwd_ms"] = fused["lora"],
             ["floor_ms"] = fused["floor"],
@@ -85,5 +85,15 @@ internal static class LinearFloor
             ["op_ms"] = new[] { "x_At", "y_add_h_Bt", "g_B", "gt_h", "ght_x", "gx_add_gh_A" }.ToDictionary(k => k, k => fused[k]),
             ["managed_bytes_per_step"] = allocated,
         };
+        // Per step (forward + backward) and per forward: tensors created, a lower bound on native calls, and the native
+        // calls themselves under the counting library (NativeCalls.cs).
+        NativeCalls.AddCounts(result, "call", [("lora", "base_linear"), ("lora", "floor"), ("lora_unfused", "base_linear"), ("lora_forward", "base_forward")],
+            ("lora", () => Step(layer)),
+            ("lora_unfused", () => { LoraLayer.FusedUpdate = false; try { Step(layer); } finally { LoraLayer.FusedUpdate = true; } }),
+            ("base_linear", () => Step(baseOnly)),
+            ("floor", () => { using var _ = torch.no_grad(); Thin(); }),
+            ("lora_forward", () => layer.call(x)),
+            ("base_forward", () => baseOnly.call(x)));
+        return result;
     }
 }

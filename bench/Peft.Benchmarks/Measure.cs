@@ -1,7 +1,10 @@
 // Timing helpers shared by the workloads: medians of interleaved rounds (so that load from the other processes on
-// this shared machine hits every variant alike), the load average, peak RSS and managed allocations.
+// this shared machine hits every variant alike), the load average, peak RSS and managed allocations, native heap bytes
+// and the tensors TorchSharp creates (a lower bound on native calls).
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
+using TorchSharp;
 using static TorchSharp.torch;
 
 internal static class Measure
@@ -51,6 +54,80 @@ internal static class Measure
         var before = GC.GetAllocatedBytesForCurrentThread();
         using (var scope = NewDisposeScope()) run();
         return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    /// <summary>
+    /// Every tensor TorchSharp has wrapped on this thread so far, in dispose scopes or not: the difference over a call
+    /// is a lower bound on that call's native calls.
+    /// </summary>
+    /// <remarks>
+    /// TorchSharp counts no P/Invokes (native/pinvoke_count.c does, see NativeCalls.cs). What it does count (its
+    /// dispose-scope statistics, per thread) is every managed Tensor it wraps around a native handle, and each of those
+    /// is the result of at least one native call (an op, a view, a factory). Calls that return no tensor (shape and
+    /// dtype queries, scalars, in-place ops, <c>backward</c>, the optimizer's per-parameter calls, disposing) are not
+    /// counted, nor is the work libtorch does inside one call (autograd's backward ops run natively and create no
+    /// managed tensors).
+    /// </remarks>
+    public static long TensorsCreatedSoFar()
+    {
+        var statistics = DisposeScopeManager.Statistics.TensorStatistics;
+        return statistics.CreatedInScopeCount + statistics.CreatedOutsideScopeCount;
+    }
+
+    /// <summary>
+    /// Bytes the C heap has handed out and not taken back (glibc's <c>mallinfo2</c>: arena bytes in use plus mmapped
+    /// chunks), NaN off Linux. libtorch's CPU allocator takes tensor storage from it; the .NET GC heap is not in it.
+    /// Unlike RSS it drops when a tensor is freed, so it shows what a step holds at each point.
+    /// </summary>
+    public static double NativeHeapBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return double.NaN;
+        var info = MallInfo2();
+        return (double)(info.uordblks + info.hblkhd);
+    }
+
+    /// <summary>
+    /// Bytes the C heap holds free (glibc's <c>fordblks</c>): freed by libtorch but kept by the allocator, so still in
+    /// RSS. NaN off Linux. The gap between RSS and what is in use.
+    /// </summary>
+    public static double NativeHeapFreeBytes() => OperatingSystem.IsLinux() ? (double)MallInfo2().fordblks : double.NaN;
+
+    // struct mallinfo2 (glibc >= 2.33): ten size_t fields, in this order.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallInfo
+    {
+        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "mallinfo2")]
+    private static extern MallInfo MallInfo2();
+
+    /// <summary>
+    /// Runs <paramref name="run"/> while another thread samples <see cref="NativeHeapBytes"/> about every
+    /// millisecond, and returns the highest sample: the native peak of a step, which falls inside backward, where no
+    /// mark between phases can see it. For untimed steps only (each sample takes the heap's locks).
+    /// </summary>
+    public static double NativeHeapPeak(Action run)
+    {
+        var peak = NativeHeapBytes();
+        var done = false;
+        var sampler = new Thread(() =>
+        {
+            while (!Volatile.Read(ref done))
+            {
+                var now = NativeHeapBytes();
+                if (now > peak) peak = now;
+                Thread.Sleep(1);
+            }
+        });
+        sampler.Start();
+        try { run(); }
+        finally
+        {
+            Volatile.Write(ref done, true);
+            sampler.Join();
+        }
+        return Math.Max(peak, NativeHeapBytes());
     }
 
     public static double Median(List<double> values)

@@ -6,8 +6,8 @@
 // named) writes a 2.2 GB TinyLlama-shaped bf16 checkpoint once, to $PEFT_BENCH_TINYLLAMA or the temp folder, and
 // measures loading it against a raw read; tinyllama-qlora (also only when named) trains LoRA on it over an NF4 base and
 // a bf16 base (docs/QUANTIZATION.md); tinyllama-step (only when named) times its LoRA train step at 1 × 256 on a
-// float32, a bf16 and a checkpointed bf16 base, and its prefill unmerged and merged. docs/PERFORMANCE.md shows the
-// tables and how to read them.
+// float32, a bf16 and a checkpointed bf16 base, and its prefill unmerged and merged. `--bdn` runs the BenchmarkDotNet
+// benchmarks of one LoRA Linear instead (MicroBenchmarks.cs). docs/PERFORMANCE.md shows the tables and how to read them.
 using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
@@ -51,6 +51,12 @@ if (args is ["--threads", var count, ..])
 {
     threadCount = int.Parse(count, CultureInfo.InvariantCulture);
     args = args[2..];
+}
+// --bdn [BenchmarkDotNet options]: the small pieces under BenchmarkDotNet instead (MicroBenchmarks.cs).
+if (args is ["--bdn", .. var benchmarkArguments])
+{
+    torch.set_num_threads(threadCount);
+    return MicroBenchmarks.Run(benchmarkArguments);
 }
 // --layers N, --steps N (anywhere): tinyllama-step's model depth (default 22, TinyLlama's) and timed steps (default 3).
 args = TinyLlamaStep.TakeOptions(args);
