@@ -37,7 +37,7 @@ internal static class InferenceRatios
         {
             ("base", Forward(baseModel)),
             ("unmerged", Forward(unmerged)),
-            ("unmerged_unfused", () => { LoraLayer.FusedUpdate = false; try { Forward(unmerged)(); } finally { LoraLayer.FusedUpdate = true; } }),
+            ("unmerged_unfused", () => Measure.Unfused(Forward(unmerged))),
             ("merged", Forward(merged)),
             ("unloaded", Forward(unloaded)),
         };

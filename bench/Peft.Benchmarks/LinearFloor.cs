@@ -10,17 +10,11 @@ internal static class LinearFloor
 
     public static Dictionary<string, object> Run()
     {
-        torch.manual_seed(0);
-        var linear = nn.Linear(Features, Features);
-        foreach (var p in linear.parameters()) p.requires_grad = false;
-        var layer = new LoraLayer(linear, fanInFanOut: false);
-        layer.AddAdapter("default", Rank, scaling: 2.0, dropout: 0, loraBias: false, LoraInit.Gaussian);
-        layer.ActiveAdapters = ["default"];
+        var (layer, linear) = MicroBenchmarks.Layers(Features, Features, Rank);
         layer.train();
         var (w, bias) = (linear.weight!, linear.bias!);
         var a = layer.parameters().First(p => p.requires_grad && p.shape[0] == Rank);
         var b = layer.parameters().First(p => p.requires_grad && p.shape[1] == Rank);
-        using (torch.no_grad()) nn.init.normal_(b, std: 0.02);
 
         var x = torch.randn(Tokens, Features).requires_grad_();
         var g = torch.randn(Tokens, Features);
@@ -53,7 +47,7 @@ internal static class LinearFloor
         var fused = Measure.Interleaved(1, 7,
             ("floor", () => { using var _ = torch.no_grad(); Thin(); }),
             ("lora", () => Step(layer)),
-            ("lora_unfused", () => { LoraLayer.FusedUpdate = false; try { Step(layer); } finally { LoraLayer.FusedUpdate = true; } }),
+            ("lora_unfused", () => Measure.Unfused(() => Step(layer))),
             ("base_linear", () => Step(baseOnly)),
             ("lora_forward", () => layer.call(x)),
             ("base_forward", () => baseOnly.call(x)),
@@ -89,7 +83,7 @@ internal static class LinearFloor
         // calls themselves under the counting library (NativeCalls.cs).
         NativeCalls.AddCounts(result, "call", [("lora", "base_linear"), ("lora", "floor"), ("lora_unfused", "base_linear"), ("lora_forward", "base_forward")],
             ("lora", () => Step(layer)),
-            ("lora_unfused", () => { LoraLayer.FusedUpdate = false; try { Step(layer); } finally { LoraLayer.FusedUpdate = true; } }),
+            ("lora_unfused", () => Measure.Unfused(() => Step(layer))),
             ("base_linear", () => Step(baseOnly)),
             ("floor", () => { using var _ = torch.no_grad(); Thin(); }),
             ("lora_forward", () => layer.call(x)),

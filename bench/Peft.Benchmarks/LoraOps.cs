@@ -54,7 +54,7 @@ internal static class LoraOps
         var bt = b.T.contiguous();
         var ms = Measure.Interleaved(2, 15,
             ("layer", () => layer.call(x)),
-            ("layer_unfused", () => { LoraLayer.FusedUpdate = false; try { layer.call(x); } finally { LoraLayer.FusedUpdate = true; } }),
+            ("layer_unfused", () => Measure.Unfused(() => layer.call(x))),
             ("frozen", () => baseOnly.call(x)),
             ("fused_inline", () =>
             {

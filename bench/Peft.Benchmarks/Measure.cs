@@ -4,6 +4,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Peft.Methods.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -159,5 +160,13 @@ internal static class Measure
         process.WaitForExit();
         if (process.ExitCode != 0) throw new InvalidOperationException($"child '{string.Join(' ', arguments)}' exited with {process.ExitCode}: {output}");
         return JsonSerializer.Deserialize<Dictionary<string, double>>(output.Trim().Split('\n')[^1])!;
+    }
+
+    /// <summary>Runs <paramref name="body"/> with the fused update off (the general path), then turns it back on.</summary>
+    internal static void Unfused(Action body)
+    {
+        LoraLayer.FusedUpdate = false;
+        try { body(); }
+        finally { LoraLayer.FusedUpdate = true; }
     }
 }

@@ -12,6 +12,7 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Peft.Methods.Lora;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 internal static class MicroBenchmarks
@@ -33,8 +34,11 @@ internal static class MicroBenchmarks
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 
-    /// <summary>A frozen Linear and a LoRA Linear around it (Gaussian A, small random B, so the update is not zero).</summary>
-    internal static (LoraLayer Lora, LoraLayer Frozen) Layers(int inFeatures, int outFeatures, int rank)
+    /// <summary>
+    /// A frozen Linear and a LoRA Linear around it (Gaussian A, B drawn with std 0.02 so that the update is not zero),
+    /// as <c>lora-linear</c> builds it too.
+    /// </summary>
+    internal static (LoraLayer Lora, Linear Frozen) Layers(int inFeatures, int outFeatures, int rank)
     {
         torch.manual_seed(0);
         var linear = nn.Linear(inFeatures, outFeatures);
@@ -43,7 +47,7 @@ internal static class MicroBenchmarks
         lora.AddAdapter("default", rank, scaling: 2.0, dropout: 0, loraBias: false, LoraInit.Gaussian);
         lora.ActiveAdapters = ["default"];
         using (torch.no_grad()) nn.init.normal_(lora.parameters().First(p => p.requires_grad && p.shape[1] == rank), std: 0.02);
-        return (lora, new LoraLayer(linear, fanInFanOut: false));
+        return (lora, linear);
     }
 }
 
@@ -55,7 +59,8 @@ internal static class MicroBenchmarks
 [MemoryDiagnoser]
 public class LoraLinearForward
 {
-    private LoraLayer lora = null!, frozen = null!;
+    private LoraLayer lora = null!;
+    private Linear frozen = null!;
     private Tensor x = null!;
 
     /// <summary>"minilm": 1536 tokens, 384 → 384, r 8; "4096": 256 tokens, 4096 → 4096, r 16.</summary>
@@ -79,14 +84,9 @@ public class LoraLinearForward
     public void LoraFused() => Forward(lora);
 
     [Benchmark]
-    public void LoraUnfused()
-    {
-        LoraLayer.FusedUpdate = false;
-        try { Forward(lora); }
-        finally { LoraLayer.FusedUpdate = true; }
-    }
+    public void LoraUnfused() => Measure.Unfused(() => Forward(lora));
 
-    private void Forward(LoraLayer layer)
+    private void Forward(nn.Module<Tensor, Tensor> layer)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
@@ -101,7 +101,8 @@ public class LoraLinearForward
 [MemoryDiagnoser]
 public class LoraLinearStep
 {
-    private LoraLayer lora = null!, frozen = null!;
+    private LoraLayer lora = null!;
+    private Linear frozen = null!;
     private Tensor x = null!, outputGradient = null!;
 
     [GlobalSetup]
@@ -121,14 +122,9 @@ public class LoraLinearStep
     public void LoraFused() => Step(lora);
 
     [Benchmark]
-    public void LoraUnfused()
-    {
-        LoraLayer.FusedUpdate = false;
-        try { Step(lora); }
-        finally { LoraLayer.FusedUpdate = true; }
-    }
+    public void LoraUnfused() => Measure.Unfused(() => Step(lora));
 
-    private void Step(LoraLayer layer)
+    private void Step(nn.Module<Tensor, Tensor> layer)
     {
         using var scope = torch.NewDisposeScope();
         layer.call(x).backward([outputGradient]);

@@ -247,7 +247,11 @@ public sealed class ConformanceRunner(string fixturesDirectory, PeftModels? mode
     public static ModelConfig WithFloat32Attention(ModelConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return config.AttnImplementation == AttentionImplementation.Auto ? config with { AttnImplementation = AttentionImplementation.Eager } : config;
+        if (config.AttnImplementation != AttentionImplementation.Auto) return config;
+        // Auto's own rule, asked for a float32 CPU tensor, rather than a second copy of it here.
+        using var float32 = torch.zeros(1, ScalarType.Float32);
+        var fused = FusedAttention.Use(AttentionImplementation.Auto, float32);
+        return config with { AttnImplementation = fused ? AttentionImplementation.Sdpa : AttentionImplementation.Eager };
     }
 
     /// <summary>The base model and adapter in <paramref name="dtype"/> (the files hold float32).</summary>

@@ -12,28 +12,20 @@ namespace Peft.Modeling;
 public abstract partial class PreTrainedModel
 {
     /// <inheritdoc />
-    protected override nn.Module _to(ScalarType dtype, bool non_blocking)
-    {
-        var shared = SharedParameters();
-        base._to(dtype, non_blocking);
-        Retie(shared);
-        return this;
-    }
+    protected override nn.Module _to(ScalarType dtype, bool non_blocking) => KeepingTies(() => base._to(dtype, non_blocking));
 
     /// <inheritdoc />
-    protected override nn.Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking)
-    {
-        var shared = SharedParameters();
-        base._to(deviceType, deviceIndex, non_blocking);
-        Retie(shared);
-        return this;
-    }
+    protected override nn.Module _to(DeviceType deviceType, int deviceIndex, bool non_blocking) =>
+        KeepingTies(() => base._to(deviceType, deviceIndex, non_blocking));
 
     /// <inheritdoc />
-    protected override nn.Module _to(Device device, ScalarType dtype, bool non_blocking)
+    protected override nn.Module _to(Device device, ScalarType dtype, bool non_blocking) =>
+        KeepingTies(() => base._to(device, dtype, non_blocking));
+
+    private PreTrainedModel KeepingTies(Action convert)
     {
         var shared = SharedParameters();
-        base._to(device, dtype, non_blocking);
+        convert();
         Retie(shared);
         return this;
     }

@@ -139,7 +139,8 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
     {
         // TorchSharp's addmm takes alpha as a float: a float64 adapter would use its scaling (α/√r for rsLoRA) rounded
         // to float32, so it adds with a double alpha instead.
-        if (!FusedUpdate || b.bias is not null || a.dtype == ScalarType.Float64)
+        var adapterType = a.dtype;
+        if (!FusedUpdate || b.bias is not null || adapterType == ScalarType.Float64)
         {
             return result.add(b.call(nn.functional.linear(x, a)), alpha: scaling);
         }
@@ -149,7 +150,7 @@ public sealed partial class LoraLayer : AdapterLayer, ILoraFactors
         // gradients only (it hands the input gradient back transposed), and then a forward under no_grad would round
         // differently from the same forward under autograd, which gradient checkpointing's recomputation relies on.
         var thin = nn.functional.linear(flatInput, a);                                      // (N, r)
-        var sum = result.dtype == a.dtype ? result : result.to(a.dtype);
+        var sum = result.dtype == adapterType ? result : result.to(adapterType);
         var flat = sum.view(-1, Shape.OutFeatures);                                         // (N, out)
         if (inPlace)
         {
